@@ -1,0 +1,1 @@
+//! Carries the Debian package metadata for contain (see `Cargo.toml`); ships no code.

@@ -1,0 +1,954 @@
+//! Parsing and validation: TOML text → merged tree → [`Policy`], collecting every error.
+
+use crate::model::*;
+use crate::unit;
+use crate::value::{Permyriad, Size, Span, Tasks};
+use serde::Serialize;
+use std::fmt;
+use toml::de::{DeTable, DeValue};
+
+/// One policy file's text and the path to name in messages.
+#[derive(Clone, Copy, Debug)]
+pub struct Source<'a> {
+    pub path: &'a str,
+    pub text: &'a str,
+}
+
+/// An error tied to a place in a policy file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    pub file: String,
+    pub line: u32,
+    pub column: u32,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        )?;
+        if let Some(help) = &self.help {
+            write!(f, "\n  help: {help}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A position, resolved eagerly so merged trees from several files stay self-describing.
+#[derive(Clone, Debug, Default)]
+struct Loc {
+    file: usize,
+    line: u32,
+    column: u32,
+}
+
+#[derive(Clone, Debug)]
+struct Node {
+    key: Loc,
+    at: Loc,
+    kind: Kind,
+}
+
+#[derive(Clone, Debug)]
+enum Kind {
+    Table(Vec<(String, Node)>),
+    Array(Vec<Node>),
+    Str(String),
+    /// Kept as text so that out-of-range integers get a clear message, not a wrap.
+    Int(String, u32),
+    Float,
+    Bool(bool),
+    Datetime,
+}
+
+impl Kind {
+    fn type_name(&self) -> &'static str {
+        match self {
+            Kind::Table(_) => "a table",
+            Kind::Array(_) => "an array",
+            Kind::Str(_) => "a string",
+            Kind::Int(..) => "an integer",
+            Kind::Float => "a float",
+            Kind::Bool(_) => "a boolean",
+            Kind::Datetime => "a date",
+        }
+    }
+}
+
+struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    fn new(text: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { starts }
+    }
+
+    fn loc(&self, file: usize, text: &str, offset: usize) -> Loc {
+        let offset = offset.min(text.len());
+        let line = self.starts.partition_point(|&s| s <= offset) - 1;
+        let start = self.starts[line];
+        let column = text
+            .get(start..offset)
+            .map_or(offset - start, |s| s.chars().count())
+            + 1;
+        Loc {
+            file,
+            line: line as u32 + 1,
+            column: column as u32,
+        }
+    }
+}
+
+struct Diags<'a> {
+    files: &'a [Source<'a>],
+    out: Vec<Diagnostic>,
+}
+
+impl Diags<'_> {
+    fn error(&mut self, at: &Loc, message: impl Into<String>, help: Option<String>) {
+        self.out.push(Diagnostic {
+            file: self.files[at.file].path.to_string(),
+            line: at.line,
+            column: at.column,
+            message: message.into(),
+            help,
+        });
+    }
+
+    fn origin(&self, at: &Loc) -> Origin {
+        Origin {
+            file: self.files[at.file].path.to_string(),
+            line: at.line,
+            column: at.column,
+        }
+    }
+}
+
+/// Parses and validates the policy files in merge order (the main file, then `policy.d/*.toml`).
+/// Later files replace earlier values key by key; `[[override]]` entries accumulate.
+pub fn parse(sources: &[Source]) -> Result<Policy, Vec<Diagnostic>> {
+    let mut d = Diags {
+        files: sources,
+        out: Vec::new(),
+    };
+    let mut merged: Vec<(String, Node)> = Vec::new();
+    for (i, src) in sources.iter().enumerate() {
+        let index = LineIndex::new(src.text);
+        if src.text.contains('\0') {
+            let at = index.loc(i, src.text, src.text.find('\0').unwrap_or(0));
+            d.error(
+                &at,
+                "the file contains a NUL byte",
+                Some("a policy is plain UTF-8 text".into()),
+            );
+            continue;
+        }
+        match DeTable::parse(src.text) {
+            Ok(table) => {
+                let root = convert_table(table.get_ref(), i, src.text, &index);
+                merge(&mut merged, root);
+            }
+            Err(e) => {
+                let at = index.loc(i, src.text, e.span().map_or(0, |s| s.start));
+                let msg = e.message().trim().replace('\n', "; ");
+                d.error(&at, format!("invalid TOML: {msg}"), None);
+            }
+        }
+    }
+    if !d.out.is_empty() {
+        return Err(d.out);
+    }
+    let policy = build(&mut d, &merged, sources);
+    if d.out.is_empty() {
+        Ok(policy)
+    } else {
+        Err(d.out)
+    }
+}
+
+fn convert_table(t: &DeTable, file: usize, text: &str, index: &LineIndex) -> Vec<(String, Node)> {
+    t.iter()
+        .map(|(k, v)| {
+            let mut node = convert(v.get_ref(), v.span().start, file, text, index);
+            node.key = index.loc(file, text, k.span().start);
+            (k.get_ref().to_string(), node)
+        })
+        .collect()
+}
+
+fn convert(v: &DeValue, offset: usize, file: usize, text: &str, index: &LineIndex) -> Node {
+    let at = index.loc(file, text, offset);
+    let kind = match v {
+        DeValue::String(s) => Kind::Str(s.to_string()),
+        DeValue::Integer(i) => Kind::Int(i.as_str().to_string(), i.radix()),
+        DeValue::Float(_) => Kind::Float,
+        DeValue::Boolean(b) => Kind::Bool(*b),
+        DeValue::Datetime(_) => Kind::Datetime,
+        DeValue::Array(a) => Kind::Array(
+            a.iter()
+                .map(|e| convert(e.get_ref(), e.span().start, file, text, index))
+                .collect(),
+        ),
+        DeValue::Table(t) => Kind::Table(convert_table(t, file, text, index)),
+    };
+    Node {
+        key: at.clone(),
+        at,
+        kind,
+    }
+}
+
+fn merge(into: &mut Vec<(String, Node)>, from: Vec<(String, Node)>) {
+    for (key, node) in from {
+        match into.iter_mut().find(|(k, _)| *k == key) {
+            None => into.push((key, node)),
+            Some((_, old)) => match (&mut old.kind, node.kind) {
+                (Kind::Table(o), Kind::Table(n)) => merge(o, n),
+                (Kind::Array(o), Kind::Array(n)) if key == "override" => o.extend(n),
+                (_, kind) => {
+                    *old = Node {
+                        key: node.key,
+                        at: node.at,
+                        kind,
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// How an integer written without quotes becomes a value.
+type IntParser<T> = dyn Fn(&str) -> Result<T, String>;
+
+const LIMIT_KEYS: [&str; 6] = [
+    "memory_high",
+    "memory_max",
+    "memory_swap_max",
+    "tasks_max",
+    "cpu_weight",
+    "io_weight",
+];
+
+/// A table being read: checks for unknown keys up front, then hands out typed values.
+struct Reader<'n> {
+    name: String,
+    entries: &'n [(String, Node)],
+}
+
+impl<'n> Reader<'n> {
+    fn new(d: &mut Diags, name: &str, entries: &'n [(String, Node)], known: &[&str]) -> Self {
+        for (key, node) in entries {
+            if !known.contains(&key.as_str()) {
+                let help = match closest(key, known) {
+                    Some(k) => format!("did you mean `{k}`? known keys: {}", known.join(", ")),
+                    None => format!("known keys: {}", known.join(", ")),
+                };
+                d.error(
+                    &node.key,
+                    format!("unknown key `{key}` in {name}"),
+                    Some(help),
+                );
+            }
+        }
+        Reader {
+            name: name.to_string(),
+            entries,
+        }
+    }
+
+    fn node(&self, key: &str) -> Option<&'n Node> {
+        self.entries.iter().find(|(k, _)| k == key).map(|(_, n)| n)
+    }
+
+    fn wrong_type(&self, d: &mut Diags, key: &str, node: &Node, want: &str) {
+        d.error(
+            &node.at,
+            format!(
+                "`{key}` in {} must be {want}, not {}",
+                self.name,
+                node.kind.type_name()
+            ),
+            None,
+        );
+    }
+
+    fn text(&self, d: &mut Diags, key: &str) -> Option<(&'n str, &'n Loc)> {
+        let node = self.node(key)?;
+        match &node.kind {
+            Kind::Str(s) => Some((s, &node.at)),
+            _ => {
+                self.wrong_type(d, key, node, "a string");
+                None
+            }
+        }
+    }
+
+    fn bool(&self, d: &mut Diags, key: &str) -> Option<bool> {
+        let node = self.node(key)?;
+        match node.kind {
+            Kind::Bool(b) => Some(b),
+            _ => {
+                self.wrong_type(d, key, node, "`true` or `false`");
+                None
+            }
+        }
+    }
+
+    fn int(&self, d: &mut Diags, key: &str, min: u64, max: u64) -> Option<u64> {
+        let node = self.node(key)?;
+        match &node.kind {
+            Kind::Int(raw, radix) => {
+                let v = i128::from_str_radix(raw, *radix).ok();
+                match v {
+                    Some(v) if v >= min as i128 && v <= max as i128 => Some(v as u64),
+                    _ => {
+                        d.error(
+                            &node.at,
+                            format!("`{key}` in {} is {raw}, out of range", self.name),
+                            Some(format!("use a whole number from {min} to {max}")),
+                        );
+                        None
+                    }
+                }
+            }
+            _ => {
+                self.wrong_type(d, key, node, &format!("a whole number from {min} to {max}"));
+                None
+            }
+        }
+    }
+
+    /// A string value parsed by `parse`, or an integer passed through `from_int`.
+    fn typed<T>(
+        &self,
+        d: &mut Diags,
+        key: &str,
+        want: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+        from_int: Option<&IntParser<T>>,
+    ) -> Option<(T, &'n Loc)> {
+        let node = self.node(key)?;
+        let result = match (&node.kind, from_int) {
+            (Kind::Str(s), _) => parse(s),
+            (Kind::Int(raw, 10), Some(f)) => f(raw),
+            _ => {
+                self.wrong_type(d, key, node, want);
+                return None;
+            }
+        };
+        match result {
+            Ok(v) => Some((v, &node.at)),
+            Err(msg) => {
+                d.error(&node.at, format!("`{key}` in {}: {msg}", self.name), None);
+                None
+            }
+        }
+    }
+
+    fn size(&self, d: &mut Diags, key: &str) -> Option<(Size, &'n Loc)> {
+        let bytes = |raw: &str| -> Result<Size, String> {
+            if raw.starts_with('-') {
+                return Err(format!("`{raw}` is negative; a size is 0 or more"));
+            }
+            raw.parse::<u64>()
+                .map(Size::Bytes)
+                .map_err(|_| format!("`{raw}` bytes is larger than any memory"))
+        };
+        self.typed(
+            d,
+            key,
+            "a size such as \"12G\", \"75%\", \"infinity\" or bytes",
+            Size::parse,
+            Some(&bytes),
+        )
+    }
+
+    fn percent(&self, d: &mut Diags, key: &str) -> Option<Permyriad> {
+        self.typed(
+            d,
+            key,
+            "a percentage such as \"60%\"",
+            Permyriad::parse,
+            None,
+        )
+        .map(|v| v.0)
+    }
+
+    fn span(&self, d: &mut Diags, key: &str) -> Option<(Span, &'n Loc)> {
+        let secs = |raw: &str| Span::parse(raw);
+        self.typed(
+            d,
+            key,
+            "a time span such as \"20s\"",
+            Span::parse,
+            Some(&secs),
+        )
+    }
+
+    fn tasks(&self, d: &mut Diags, key: &str) -> Option<Tasks> {
+        self.typed(
+            d,
+            key,
+            "a task count, \"33%\" or \"infinity\"",
+            Tasks::parse,
+            Some(&Tasks::parse),
+        )
+        .map(|v| v.0)
+    }
+
+    fn weight(&self, d: &mut Diags, key: &str) -> Option<u16> {
+        self.int(d, key, 1, 10_000).map(|v| v as u16)
+    }
+
+    fn table(&self, d: &mut Diags, key: &str) -> Option<&'n [(String, Node)]> {
+        let node = self.node(key)?;
+        match &node.kind {
+            Kind::Table(t) => Some(t),
+            _ => {
+                d.error(
+                    &node.at,
+                    format!(
+                        "`{key}` must be a table (`[{key}]`), not {}",
+                        node.kind.type_name()
+                    ),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    fn users(&self, d: &mut Diags, key: &str) -> Option<Vec<UserRef>> {
+        let node = self.node(key)?;
+        let Kind::Array(items) = &node.kind else {
+            self.wrong_type(d, key, node, "an array of user names or UIDs");
+            return None;
+        };
+        let mut out = Vec::new();
+        for item in items {
+            match &item.kind {
+                Kind::Str(s) => match check_account_name(s) {
+                    Ok(()) => out.push(UserRef::Name(s.clone())),
+                    Err(msg) => d.error(&item.at, msg, None),
+                },
+                Kind::Int(raw, radix) => match u32::from_str_radix(raw, *radix) {
+                    Ok(uid) => out.push(UserRef::Uid(uid)),
+                    Err(_) => d.error(
+                        &item.at,
+                        format!("`{raw}` is not a UID (0 to 4294967295)"),
+                        None,
+                    ),
+                },
+                other => d.error(
+                    &item.at,
+                    format!(
+                        "entries of `{key}` are user names or UIDs, not {}",
+                        other.type_name()
+                    ),
+                    None,
+                ),
+            }
+        }
+        Some(out)
+    }
+
+    fn names(&self, d: &mut Diags, key: &str) -> Option<Vec<String>> {
+        let node = self.node(key)?;
+        let Kind::Array(items) = &node.kind else {
+            self.wrong_type(d, key, node, "an array of group names");
+            return None;
+        };
+        let mut out = Vec::new();
+        for item in items {
+            match &item.kind {
+                Kind::Str(s) => match check_account_name(s) {
+                    Ok(()) => out.push(s.clone()),
+                    Err(msg) => d.error(&item.at, msg, None),
+                },
+                other => d.error(
+                    &item.at,
+                    format!("group names are strings, not {}", other.type_name()),
+                    None,
+                ),
+            }
+        }
+        Some(out)
+    }
+
+    fn limits(&self, d: &mut Diags) -> Limits {
+        let high = self.size(d, "memory_high");
+        let max = self.size(d, "memory_max");
+        if let (Some((h, at)), Some((m, _))) = (&high, &max)
+            && exceeds(*h, *m)
+        {
+            d.error(
+                at,
+                format!(
+                    "memory_high ({h}) is above memory_max ({m}) in {}",
+                    self.name
+                ),
+                Some(
+                    "memory_high is the throttling point and must be at or below memory_max".into(),
+                ),
+            );
+        }
+        Limits {
+            memory_high: high.map(|v| v.0),
+            memory_max: max.map(|v| v.0),
+            memory_swap_max: self.size(d, "memory_swap_max").map(|v| v.0),
+            tasks_max: self.tasks(d, "tasks_max"),
+            cpu_weight: self.weight(d, "cpu_weight"),
+            io_weight: self.weight(d, "io_weight"),
+        }
+    }
+
+    fn policing(&self, d: &mut Diags) -> Policing {
+        Policing {
+            enabled: self.bool(d, "police").unwrap_or(false),
+            pressure_limit: self.percent(d, "pressure_limit"),
+        }
+    }
+}
+
+/// True when `high` is certainly above `max` (sizes of different kinds are compared at check time, with RAM).
+pub(crate) fn exceeds(high: Size, max: Size) -> bool {
+    match (high, max) {
+        (Size::Bytes(h), Size::Bytes(m)) => h > m,
+        (Size::Permyriad(h), Size::Permyriad(m)) => h > m,
+        (Size::Infinity, Size::Bytes(_) | Size::Permyriad(_)) => true,
+        _ => false,
+    }
+}
+
+fn check_account_name(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 256
+        && !s.starts_with('-')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '$' | '@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` is not a valid user or group name; names are letters, digits, `_`, `-`, `.`, `@` (no `/`, spaces or control characters)",
+            s.escape_debug()
+        ))
+    }
+}
+
+fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
+    known
+        .iter()
+        .map(|k| (levenshtein(key, k), *k))
+        .filter(|(dist, k)| *dist <= 2.max(k.len() / 4))
+        .min_by_key(|(dist, _)| *dist)
+        .map(|(_, k)| k)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().take(64).enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn with_keys<'k>(extra: &[&'k str]) -> Vec<&'k str> {
+    LIMIT_KEYS
+        .iter()
+        .copied()
+        .chain(extra.iter().copied())
+        .collect()
+}
+
+const ROOT_KEYS: [&str; 10] = [
+    "users",
+    "user_slice",
+    "override",
+    "trees",
+    "docker",
+    "system",
+    "oomd",
+    "watchdog",
+    "login",
+    "capacity",
+];
+
+fn build(d: &mut Diags, root: &[(String, Node)], sources: &[Source]) -> Policy {
+    let empty: &[(String, Node)] = &[];
+    let top = Reader::new(d, "the policy", root, &ROOT_KEYS);
+    let section = |d: &mut Diags, key: &str| top.table(d, key).unwrap_or(empty);
+
+    let oomd_t = section(d, "oomd");
+    let r = Reader::new(
+        d,
+        "[oomd]",
+        oomd_t,
+        &["pressure_limit", "pressure_duration", "swap_used_limit"],
+    );
+    let oomd = Oomd {
+        pressure_limit: r.percent(d, "pressure_limit").unwrap_or(Permyriad(6000)),
+        pressure_duration: r.span(d, "pressure_duration").map_or(Span(20_000), |v| v.0),
+        swap_used_limit: r.percent(d, "swap_used_limit").unwrap_or(Permyriad(8000)),
+    };
+    if oomd.pressure_duration < Span(1000) {
+        let at = r
+            .node("pressure_duration")
+            .map(|n| n.at.clone())
+            .unwrap_or_default();
+        d.error(
+            &at,
+            "pressure_duration in [oomd] is below 1s",
+            Some("oomd needs at least 1s of pressure history".into()),
+        );
+    }
+
+    let users_t = section(d, "users");
+    let r = Reader::new(
+        d,
+        "[users]",
+        users_t,
+        &with_keys(&[
+            "exempt_uid_below",
+            "exempt_users",
+            "police",
+            "pressure_limit",
+        ]),
+    );
+    let users = Users {
+        limits: r.limits(d),
+        exempt_uid_below: r
+            .int(d, "exempt_uid_below", 0, u32::MAX as u64)
+            .map_or(1000, |v| v as u32),
+        exempt: r.users(d, "exempt_users").unwrap_or_default(),
+        policing: r.policing(d),
+    };
+
+    let us_t = section(d, "user_slice");
+    let user_slice = Reader::new(d, "[user_slice]", us_t, &LIMIT_KEYS).limits(d);
+
+    let overrides = build_overrides(d, &top, &users.limits);
+    let trees = build_trees(d, &top);
+
+    let docker_t = top.node("docker").map(|_| section(d, "docker"));
+    let r = Reader::new(
+        d,
+        "[docker]",
+        docker_t.unwrap_or(empty),
+        &with_keys(&["enabled", "police", "pressure_limit"]),
+    );
+    let docker = Docker {
+        enabled: r.bool(d, "enabled").unwrap_or(docker_t.is_some()),
+        limits: r.limits(d),
+        policing: r.policing(d),
+    };
+
+    let system_t = section(d, "system");
+    let r = Reader::new(
+        d,
+        "[system]",
+        system_t,
+        &[
+            "cpu_weight",
+            "io_weight",
+            "reserve",
+            "police",
+            "pressure_limit",
+        ],
+    );
+    for key in ["police", "pressure_limit"] {
+        if let Some(node) = r.node(key) {
+            d.error(
+                &node.key,
+                format!("system.slice is never policed by oomd, so `{key}` is not allowed in [system]"),
+                Some("system.slice holds sshd and the services: it is the operator's way in. Police the work trees instead".into()),
+            );
+        }
+    }
+    let system = System {
+        cpu_weight: r.weight(d, "cpu_weight"),
+        io_weight: r.weight(d, "io_weight"),
+        reserve: r.size(d, "reserve").map_or(Size::Permyriad(1000), |v| v.0),
+    };
+
+    let wd_t = section(d, "watchdog");
+    let r = Reader::new(d, "[watchdog]", wd_t, &["enabled", "grace"]);
+    let grace = r.span(d, "grace");
+    let watchdog = Watchdog {
+        enabled: r.bool(d, "enabled").unwrap_or(true),
+        grace: grace.map_or(Span(10_000), |v| v.0),
+    };
+    if let Some((g, at)) = grace {
+        if g < Span(1000) {
+            d.error(
+                at,
+                format!("grace in [watchdog] is {g}, below 1s"),
+                Some("a short spike must be allowed to pass; use 5s to 15s".into()),
+            );
+        } else if g >= oomd.pressure_duration {
+            d.error(
+                at,
+                format!("grace in [watchdog] ({g}) is not shorter than pressure_duration in [oomd] ({})", oomd.pressure_duration),
+                Some("the watchdog must act before oomd would kill the whole session; use a grace below oomd's duration".into()),
+            );
+        }
+    }
+
+    let login_t = section(d, "login");
+    let r = Reader::new(
+        d,
+        "[login]",
+        login_t,
+        &["on_failure", "never_deny_users", "never_deny_groups"],
+    );
+    let on_failure = match r.text(d, "on_failure") {
+        None | Some(("deny", _)) => FailureAction::Deny,
+        Some(("allow", _)) => FailureAction::Allow,
+        Some((other, at)) => {
+            d.error(
+                at,
+                format!("on_failure in [login] is `{other}`"),
+                Some("use \"deny\" or \"allow\"".into()),
+            );
+            FailureAction::Deny
+        }
+    };
+    let mut never_deny_users = r.users(d, "never_deny_users").unwrap_or_default();
+    if !never_deny_users.iter().any(|u| u.matches(0, "root")) {
+        never_deny_users.insert(0, UserRef::Name("root".into()));
+    }
+    let login = Login {
+        on_failure,
+        never_deny_users,
+        never_deny_groups: r.names(d, "never_deny_groups").unwrap_or_default(),
+    };
+
+    let cap_t = section(d, "capacity");
+    let r = Reader::new(d, "[capacity]", cap_t, &["heavy_users"]);
+    let capacity = Capacity {
+        heavy_users: r.int(d, "heavy_users", 1, 100_000).map_or(1, |v| v as u32),
+    };
+
+    Policy {
+        users,
+        user_slice,
+        overrides,
+        trees,
+        docker,
+        system,
+        oomd,
+        watchdog,
+        login,
+        capacity,
+        sources: sources.iter().map(|s| s.path.to_string()).collect(),
+    }
+}
+
+fn build_overrides(d: &mut Diags, top: &Reader, defaults: &Limits) -> Vec<Override> {
+    let Some(node) = top.node("override") else {
+        return Vec::new();
+    };
+    let Kind::Array(items) = &node.kind else {
+        d.error(
+            &node.at,
+            "`override` must be an array of tables",
+            Some("write each one as `[[override]]`, not `[override]`".into()),
+        );
+        return Vec::new();
+    };
+    let mut out: Vec<Override> = Vec::new();
+    for item in items {
+        let Kind::Table(entries) = &item.kind else {
+            d.error(
+                &item.at,
+                format!("an override must be a table, not {}", item.kind.type_name()),
+                None,
+            );
+            continue;
+        };
+        let r = Reader::new(
+            d,
+            "[[override]]",
+            entries,
+            &with_keys(&["user", "uid", "group"]),
+        );
+        let mut selectors = Vec::new();
+        if let Some((name, at)) = r.text(d, "user") {
+            match check_account_name(name) {
+                Ok(()) => selectors.push(Selector::User(name.to_string())),
+                Err(msg) => d.error(at, msg, None),
+            }
+        }
+        if let Some(uid) = r.int(d, "uid", 0, u32::MAX as u64) {
+            selectors.push(Selector::Uid(uid as u32));
+        }
+        if let Some((name, at)) = r.text(d, "group") {
+            match check_account_name(name) {
+                Ok(()) => selectors.push(Selector::Group(name.to_string())),
+                Err(msg) => d.error(at, msg, None),
+            }
+        }
+        let limits = r.limits(d);
+        let at = &item.at;
+        if selectors.len() != 1 {
+            if selectors.len() > 1
+                || r.node("user").is_none() && r.node("uid").is_none() && r.node("group").is_none()
+            {
+                d.error(
+                    at,
+                    "an override names exactly one of `user`, `uid` or `group`",
+                    Some("split it into one [[override]] per user or group".into()),
+                );
+            }
+            continue;
+        }
+        let selector = selectors.remove(0);
+        if let Some(first) = out.iter().find(|o| o.selector == selector) {
+            d.error(
+                at,
+                format!("a second override for {selector}"),
+                Some(format!(
+                    "the first is at {}; merge them into one",
+                    first.origin
+                )),
+            );
+            continue;
+        }
+        if limits.is_empty() {
+            d.error(
+                at,
+                format!("the override for {selector} sets no limit"),
+                Some(format!("set one of: {}", LIMIT_KEYS.join(", "))),
+            );
+        }
+        let high = limits.memory_high.or(defaults.memory_high);
+        let max = limits.memory_max.or(defaults.memory_max);
+        if let (Some(h), Some(m)) = (high, max)
+            && exceeds(h, m)
+            && (limits.memory_high.is_none() || limits.memory_max.is_none())
+        {
+            d.error(
+                at,
+                format!(
+                    "for {selector} the effective memory_high ({h}) would be above memory_max ({m})"
+                ),
+                Some("set both memory_high and memory_max in this override".into()),
+            );
+        }
+        out.push(Override {
+            selector,
+            limits,
+            origin: d.origin(at),
+        });
+    }
+    out
+}
+
+fn build_trees(d: &mut Diags, top: &Reader) -> Vec<Tree> {
+    let Some(node) = top.node("trees") else {
+        return Vec::new();
+    };
+    let Kind::Table(entries) = &node.kind else {
+        d.error(
+            &node.at,
+            "`trees` must be a table of named trees",
+            Some("write `[trees.NAME]`".into()),
+        );
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (name, node) in entries {
+        let Kind::Table(t) = &node.kind else {
+            d.error(
+                &node.at,
+                format!("tree `{name}` must be a table (`[trees.{name}]`)"),
+                None,
+            );
+            continue;
+        };
+        let section = format!("[trees.{name}]");
+        let r = Reader::new(
+            d,
+            &section,
+            t,
+            &with_keys(&[
+                "service",
+                "slice",
+                "police",
+                "pressure_limit",
+                "expected_instances",
+            ]),
+        );
+        let service = r.text(d, "service");
+        let slice = r.text(d, "slice");
+        let limits = r.limits(d);
+        let policing = r.policing(d);
+        let expected_instances = r
+            .int(d, "expected_instances", 1, 100_000)
+            .map_or(1, |v| v as u32);
+        if let Some((s, at)) = service
+            && let Err(msg) = unit::check_name(s, "service")
+        {
+            d.error(at, format!("service in {section}: {msg}"), None);
+            continue;
+        }
+        if let Some((s, at)) = slice
+            && let Err(msg) = unit::check_name(s, "slice")
+        {
+            d.error(at, format!("slice in {section}: {msg}"), None);
+            continue;
+        }
+        let slice_name = match (service, slice) {
+            (_, Some((s, _))) => s.to_string(),
+            (Some((s, _)), None) => match unit::instance_slice(s) {
+                Some(sl) => sl,
+                None => "system.slice".to_string(),
+            },
+            (None, None) => {
+                d.error(
+                    &node.at,
+                    format!("{section} names neither a `service` nor a `slice`"),
+                    Some("e.g. service = \"t3-serve@.service\" or slice = \"build.slice\"".into()),
+                );
+                continue;
+            }
+        };
+        if policing.enabled && matches!(slice_name.as_str(), "system.slice" | "-.slice") {
+            let at = r.node("police").map_or(&node.at, |n| &n.key);
+            d.error(
+                at,
+                format!("{section} would police {slice_name}, which is never policed"),
+                Some("police a template service (its instances get their own slice) or name a dedicated `slice`".into()),
+            );
+        }
+        if limits.is_empty() && !policing.enabled {
+            d.error(
+                &node.at,
+                format!("{section} sets no limit and is not policed"),
+                Some(format!("set one of: {}", LIMIT_KEYS.join(", "))),
+            );
+        }
+        out.push(Tree {
+            name: name.clone(),
+            service: service.map(|s| s.0.to_string()),
+            slice: slice_name,
+            limits,
+            policing,
+            expected_instances,
+        });
+    }
+    out
+}

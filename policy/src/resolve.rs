@@ -1,0 +1,154 @@
+//! What the policy means for one user: effective limits with the rule behind each, and login rules.
+
+use crate::model::*;
+use crate::value::{Size, Tasks};
+use serde::Serialize;
+
+/// Which rule set a value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "rule", content = "at")]
+pub enum Rule {
+    /// `[users]`, the default for everyone.
+    Users,
+    /// An `[[override]]` at this place.
+    Override(Origin),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Sourced<T> {
+    pub value: T,
+    pub rule: Rule,
+}
+
+/// A user's limits, each with its rule.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Effective {
+    pub memory_high: Option<Sourced<Size>>,
+    pub memory_max: Option<Sourced<Size>>,
+    pub memory_swap_max: Option<Sourced<Size>>,
+    pub tasks_max: Option<Sourced<Tasks>>,
+    pub cpu_weight: Option<Sourced<u16>>,
+    pub io_weight: Option<Sourced<u16>>,
+}
+
+impl Effective {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            memory_high: self.memory_high.as_ref().map(|s| s.value),
+            memory_max: self.memory_max.as_ref().map(|s| s.value),
+            memory_swap_max: self.memory_swap_max.as_ref().map(|s| s.value),
+            tasks_max: self.tasks_max.as_ref().map(|s| s.value),
+            cpu_weight: self.cpu_weight.as_ref().map(|s| s.value),
+            io_weight: self.io_weight.as_ref().map(|s| s.value),
+        }
+    }
+
+    fn apply(&mut self, limits: &Limits, rule: &Rule) {
+        fn set<T: Copy>(slot: &mut Option<Sourced<T>>, value: Option<T>, rule: &Rule) {
+            if let Some(value) = value {
+                *slot = Some(Sourced {
+                    value,
+                    rule: rule.clone(),
+                });
+            }
+        }
+        set(&mut self.memory_high, limits.memory_high, rule);
+        set(&mut self.memory_max, limits.memory_max, rule);
+        set(&mut self.memory_swap_max, limits.memory_swap_max, rule);
+        set(&mut self.tasks_max, limits.tasks_max, rule);
+        set(&mut self.cpu_weight, limits.cpu_weight, rule);
+        set(&mut self.io_weight, limits.io_weight, rule);
+    }
+}
+
+/// Why a user is never capped.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Exemption {
+    Root,
+    SystemAccount { below: u32 },
+    Listed,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resolution {
+    Exempt(Exemption),
+    Capped(Box<Effective>),
+}
+
+impl Policy {
+    /// Why `uid` is never capped, if it is.
+    pub fn exemption(&self, uid: u32, name: &str) -> Option<Exemption> {
+        if uid == 0 {
+            Some(Exemption::Root)
+        } else if uid < self.users.exempt_uid_below {
+            Some(Exemption::SystemAccount {
+                below: self.users.exempt_uid_below,
+            })
+        } else if self.users.exempt.iter().any(|u| u.matches(uid, name)) {
+            Some(Exemption::Listed)
+        } else {
+            None
+        }
+    }
+
+    /// The limits for a user: `[users]`, then group overrides in file order, then user overrides.
+    pub fn resolve(&self, uid: u32, name: &str, groups: &[&str]) -> Resolution {
+        if let Some(why) = self.exemption(uid, name) {
+            return Resolution::Exempt(why);
+        }
+        let mut eff = Effective::default();
+        eff.apply(&self.users.limits, &Rule::Users);
+        for o in &self.overrides {
+            if let Selector::Group(g) = &o.selector
+                && groups.contains(&g.as_str())
+            {
+                eff.apply(&o.limits, &Rule::Override(o.origin.clone()));
+            }
+        }
+        for o in &self.overrides {
+            let hit = match &o.selector {
+                Selector::User(n) => n == name,
+                Selector::Uid(u) => *u == uid,
+                Selector::Group(_) => false,
+            };
+            if hit {
+                eff.apply(&o.limits, &Rule::Override(o.origin.clone()));
+            }
+        }
+        Resolution::Capped(Box::new(eff))
+    }
+
+    /// The limits to enforce, or `None` for an exempt user.
+    pub fn limits_for(&self, uid: u32, name: &str, groups: &[&str]) -> Option<Limits> {
+        match self.resolve(uid, name, groups) {
+            Resolution::Exempt(_) => None,
+            Resolution::Capped(eff) => Some(eff.limits()),
+        }
+    }
+
+    /// Root and the policy's never-deny users and groups get in whatever fails.
+    pub fn never_deny(&self, uid: u32, name: &str, groups: &[&str]) -> bool {
+        uid == 0
+            || self
+                .login
+                .never_deny_users
+                .iter()
+                .any(|u| u.matches(uid, name))
+            || self
+                .login
+                .never_deny_groups
+                .iter()
+                .any(|g| groups.contains(&g.as_str()))
+    }
+
+    /// True when some override could apply to this user.
+    pub fn has_override_for(&self, uid: u32, name: &str, groups: &[&str]) -> bool {
+        self.overrides.iter().any(|o| match &o.selector {
+            Selector::User(n) => n == name,
+            Selector::Uid(u) => *u == uid,
+            Selector::Group(g) => groups.contains(&g.as_str()),
+        })
+    }
+}

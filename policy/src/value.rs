@@ -1,0 +1,344 @@
+//! Value types with systemd's own syntax: sizes, percentages, weights, task limits, time spans.
+
+use serde::Serialize;
+use std::fmt;
+
+const UNITS: [(char, u32); 6] = [
+    ('K', 10),
+    ('M', 20),
+    ('G', 30),
+    ('T', 40),
+    ('P', 50),
+    ('E', 60),
+];
+
+/// A memory size as `MemoryMax=` takes it: bytes, a share of RAM, or no limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
+pub enum Size {
+    Bytes(u64),
+    /// Hundredths of a percent of physical memory (10000 = 100%).
+    Permyriad(u32),
+    Infinity,
+}
+
+impl Size {
+    /// Parses `12G`, `1.5G`, `4096`, `75%`, `12.5%`, `infinity` (base 1024, as systemd does).
+    pub fn parse(text: &str) -> Result<Size, String> {
+        let t = text.trim();
+        if t == "infinity" {
+            return Ok(Size::Infinity);
+        }
+        if let Some(p) = t.strip_suffix('%') {
+            return parse_permyriad(p).map(Size::Permyriad);
+        }
+        parse_bytes(t).map(Size::Bytes)
+    }
+
+    /// Resolves against physical memory; `None` for no limit.
+    pub fn resolve(self, ram: u64) -> Option<u64> {
+        match self {
+            Size::Bytes(b) => Some(b),
+            Size::Permyriad(p) => Some((ram as u128 * p as u128 / 10_000) as u64),
+            Size::Infinity => None,
+        }
+    }
+}
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Size::Infinity => f.write_str("infinity"),
+            Size::Permyriad(p) => write!(f, "{}", Permyriad(p)),
+            Size::Bytes(b) => f.write_str(&format_bytes(b)),
+        }
+    }
+}
+
+impl From<Size> for String {
+    fn from(s: Size) -> String {
+        s.to_string()
+    }
+}
+
+/// Formats bytes with the largest suffix that divides them exactly (`16G`, `1536M`, `4097`).
+pub fn format_bytes(b: u64) -> String {
+    if b == 0 {
+        return "0".into();
+    }
+    for &(suffix, shift) in UNITS.iter().rev() {
+        if b.trailing_zeros() >= shift {
+            return format!("{}{}", b >> shift, suffix);
+        }
+    }
+    b.to_string()
+}
+
+/// Human figure for reports: `12.0G`, `800M`, `512K`.
+pub fn human_bytes(b: u64) -> String {
+    for &(suffix, shift) in UNITS.iter().rev() {
+        let unit = 1u64 << shift;
+        if b >= unit {
+            let v = b as f64 / unit as f64;
+            return if b.is_multiple_of(unit) || v >= 100.0 {
+                format!("{:.0}{}", v, suffix)
+            } else {
+                format!("{:.1}{}", v, suffix)
+            };
+        }
+    }
+    format!("{}B", b)
+}
+
+fn parse_bytes(t: &str) -> Result<u64, String> {
+    let (num, shift) = match t.chars().last() {
+        Some(c) if c.is_ascii_alphabetic() => {
+            let up = c.to_ascii_uppercase();
+            let Some(&(_, shift)) = UNITS.iter().find(|(s, _)| *s == up) else {
+                return Err(format!(
+                    "unknown size suffix `{c}`; use K, M, G, T, P or E (base 1024), `N%` or `infinity`"
+                ));
+            };
+            (&t[..t.len() - 1], shift)
+        }
+        _ => (t, 0),
+    };
+    let (whole, frac) = match num.split_once('.') {
+        Some((w, f)) => (w, f),
+        None => (num, ""),
+    };
+    if whole.is_empty()
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(format!(
+            "`{t}` is not a size; write bytes (`4096`), a suffixed size (`12G`), a share of RAM (`75%`) or `infinity`"
+        ));
+    }
+    if !frac.is_empty() && shift == 0 {
+        return Err(format!(
+            "`{t}`: a fraction of a byte makes no sense; use a suffix such as `1.5G`"
+        ));
+    }
+    let too_big = || format!("`{t}` is larger than any memory (max 16E)");
+    let whole: u64 = whole.parse().map_err(|_| too_big())?;
+    let mut bytes = whole.checked_mul(1u64 << shift).ok_or_else(too_big)?;
+    if !frac.is_empty() {
+        let digits = &frac[..frac.len().min(18)];
+        let f: u128 = digits.parse().map_err(|_| too_big())?;
+        let scale = 10u128.pow(digits.len() as u32);
+        let extra = (f << shift) / scale;
+        bytes = bytes.checked_add(extra as u64).ok_or_else(too_big)?;
+    }
+    Ok(bytes)
+}
+
+/// Parses `N`, `N.N` or `N.NN` (the `%` already stripped) into hundredths of a percent.
+fn parse_permyriad(p: &str) -> Result<u32, String> {
+    let (whole, frac) = p.split_once('.').unwrap_or((p, ""));
+    let ok = !whole.is_empty()
+        && whole.len() <= 3
+        && frac.len() <= 2
+        && whole
+            .bytes()
+            .chain(frac.bytes())
+            .all(|b| b.is_ascii_digit());
+    if !ok {
+        return Err(format!(
+            "`{p}%` is not a percentage; write e.g. `75%` or `12.5%`"
+        ));
+    }
+    let w: u32 = whole.parse().unwrap_or(u32::MAX);
+    let f: u32 = format!("{frac:0<2}").parse().unwrap_or(0);
+    let v = w * 100 + f;
+    if v > 10_000 {
+        return Err(format!(
+            "`{p}%` is over 100%; a share of RAM is at most `100%`"
+        ));
+    }
+    Ok(v)
+}
+
+/// A percentage as systemd prints it: `60%`, `12.5%`, `0.25%`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(into = "String")]
+pub struct Permyriad(pub u32);
+
+impl Permyriad {
+    pub fn parse(text: &str) -> Result<Permyriad, String> {
+        match text.trim().strip_suffix('%') {
+            Some(p) => parse_permyriad(p).map(Permyriad),
+            None => Err(format!("`{text}` is not a percentage; write e.g. `60%`")),
+        }
+    }
+}
+
+impl fmt::Display for Permyriad {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (w, r) = (self.0 / 100, self.0 % 100);
+        match r {
+            0 => write!(f, "{w}%"),
+            r if r % 10 == 0 => write!(f, "{w}.{}%", r / 10),
+            r => write!(f, "{w}.{r:02}%"),
+        }
+    }
+}
+
+impl From<Permyriad> for String {
+    fn from(p: Permyriad) -> String {
+        p.to_string()
+    }
+}
+
+/// `TasksMax=`: a count, a share of the kernel's pid limit, or no limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
+pub enum Tasks {
+    Count(u64),
+    Permyriad(u32),
+    Infinity,
+}
+
+impl Tasks {
+    pub fn parse(text: &str) -> Result<Tasks, String> {
+        let t = text.trim();
+        if t == "infinity" {
+            return Ok(Tasks::Infinity);
+        }
+        if let Some(p) = t.strip_suffix('%') {
+            return parse_permyriad(p).map(Tasks::Permyriad);
+        }
+        match t.parse::<u64>() {
+            Ok(0) => Err("a task limit of 0 would forbid every process; use at least 1".into()),
+            Ok(n) => Ok(Tasks::Count(n)),
+            Err(_) => Err(format!(
+                "`{t}` is not a task limit; write a count (`4096`), `33%` or `infinity`"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Tasks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Tasks::Count(n) => write!(f, "{n}"),
+            Tasks::Permyriad(p) => write!(f, "{}", Permyriad(p)),
+            Tasks::Infinity => f.write_str("infinity"),
+        }
+    }
+}
+
+impl From<Tasks> for String {
+    fn from(t: Tasks) -> String {
+        t.to_string()
+    }
+}
+
+/// A time span in milliseconds, parsed from `20s`, `500ms`, `1min`, `1min 30s` or bare seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(into = "String")]
+pub struct Span(pub u64);
+
+impl Span {
+    pub fn parse(text: &str) -> Result<Span, String> {
+        let err = || format!("`{text}` is not a time span; write e.g. `20s`, `500ms` or `1min`");
+        let mut total: u64 = 0;
+        let mut rest = text.trim();
+        if rest.is_empty() {
+            return Err(err());
+        }
+        while !rest.is_empty() {
+            let digits = rest.bytes().take_while(|b| b.is_ascii_digit()).count();
+            if digits == 0 {
+                return Err(err());
+            }
+            let n: u64 = rest[..digits].parse().map_err(|_| err())?;
+            rest = rest[digits..].trim_start();
+            let unit_len = rest.bytes().take_while(|b| b.is_ascii_alphabetic()).count();
+            let ms_per = match &rest[..unit_len] {
+                "ms" | "msec" => 1,
+                "" | "s" | "sec" => 1000,
+                "m" | "min" => 60_000,
+                "h" | "hr" => 3_600_000,
+                _ => return Err(err()),
+            };
+            rest = rest[unit_len..].trim_start();
+            total = n
+                .checked_mul(ms_per)
+                .and_then(|v| total.checked_add(v))
+                .ok_or_else(err)?;
+        }
+        Ok(Span(total))
+    }
+
+    pub fn as_millis(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_multiple_of(1000) {
+            write!(f, "{}s", self.0 / 1000)
+        } else {
+            write!(f, "{}ms", self.0)
+        }
+    }
+}
+
+impl From<Span> for String {
+    fn from(s: Span) -> String {
+        s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_as_systemd_does() {
+        assert_eq!(Size::parse("12G"), Ok(Size::Bytes(12 << 30)));
+        assert_eq!(Size::parse("1.5G"), Ok(Size::Bytes(3 << 29)));
+        assert_eq!(Size::parse("4096"), Ok(Size::Bytes(4096)));
+        assert_eq!(Size::parse("0"), Ok(Size::Bytes(0)));
+        assert_eq!(Size::parse("75%"), Ok(Size::Permyriad(7500)));
+        assert_eq!(Size::parse("12.5%"), Ok(Size::Permyriad(1250)));
+        assert_eq!(Size::parse("infinity"), Ok(Size::Infinity));
+        assert!(Size::parse("101%").is_err());
+        assert!(Size::parse("12X").is_err());
+        assert!(Size::parse("-1").is_err());
+        assert!(Size::parse("99999999999E").is_err());
+        assert!(Size::parse("").is_err());
+        assert!(Size::parse("1.5").is_err());
+    }
+
+    #[test]
+    fn sizes_print_canonically() {
+        assert_eq!(Size::Bytes(16 << 30).to_string(), "16G");
+        assert_eq!(Size::Bytes(1536 << 20).to_string(), "1536M");
+        assert_eq!(Size::Bytes(4097).to_string(), "4097");
+        assert_eq!(Size::Permyriad(1250).to_string(), "12.5%");
+        assert_eq!(Size::Permyriad(25).to_string(), "0.25%");
+        assert_eq!(human_bytes(12 << 30), "12G");
+        assert_eq!(human_bytes(1536 << 20), "1.5G");
+    }
+
+    #[test]
+    fn percent_resolves_against_ram() {
+        assert_eq!(Size::Permyriad(5000).resolve(32 << 30), Some(16 << 30));
+        assert_eq!(Size::Infinity.resolve(1), None);
+    }
+
+    #[test]
+    fn spans_and_tasks() {
+        assert_eq!(Span::parse("20s"), Ok(Span(20_000)));
+        assert_eq!(Span::parse("1min 30s"), Ok(Span(90_000)));
+        assert_eq!(Span::parse("250ms"), Ok(Span(250)));
+        assert_eq!(Span::parse("15"), Ok(Span(15_000)));
+        assert!(Span::parse("soon").is_err());
+        assert_eq!(Span(20_000).to_string(), "20s");
+        assert_eq!(Tasks::parse("33%"), Ok(Tasks::Permyriad(3300)));
+        assert!(Tasks::parse("0").is_err());
+    }
+}
