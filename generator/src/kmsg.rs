@@ -29,9 +29,8 @@ pub fn log(level: Level, msg: &str) {
         match sink() {
             // One write per record: kmsg takes each write as one message.
             Some(f) => {
-                let _ = (&*f).write_all(
-                    format!("<{}>contain-generator[{pid}]: {line}\n", level as u8).as_bytes(),
-                );
+                let _ = (&*f)
+                    .write_all(format!("<{}>contain-generator[{pid}]: {line}\n", level as u8).as_bytes());
             }
             None => eprintln!("contain-generator: {line}"),
         }

@@ -119,10 +119,7 @@ pub fn load(main: &Path) -> Loaded {
         Ok(Some(s)) => s,
         Err(errors) => return fallback(errors),
     };
-    let refs: Vec<Source> = sources
-        .iter()
-        .map(|(p, t)| Source { path: p, text: t })
-        .collect();
+    let refs: Vec<Source> = sources.iter().map(|(p, t)| Source { path: p, text: t }).collect();
     match parse(&refs) {
         Ok(policy) => Loaded {
             policy,

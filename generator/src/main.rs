@@ -59,14 +59,10 @@ fn main() -> ExitCode {
     .map(Path::new)
     .find(|p| p.exists());
 
-    let (status, failed) = match generate(&loaded, &accounts, &unit_dir, Some(&oomd_dir), oomd_unit)
-    {
-        Ok(status) => (status, false),
-        Err((status, e)) => {
-            log(Level::Err, &format!("could not write every unit: {e}"));
-            (status, true)
-        }
-    };
+    let (status, write_error) = generate(&loaded, &accounts, &unit_dir, Some(&oomd_dir), oomd_unit);
+    if let Some(e) = &write_error {
+        log(Level::Err, &format!("could not write every unit: {e}"));
+    }
     let json = serde_json::to_string_pretty(&status).unwrap_or_default() + "\n";
     if let Err(e) = write_atomic(&state_dir.join("generator.json"), json.as_bytes()) {
         log(
@@ -74,7 +70,7 @@ fn main() -> ExitCode {
             &format!("cannot record status in {}: {e}", state_dir.display()),
         );
     }
-    if failed {
+    if write_error.is_some() {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

@@ -51,7 +51,8 @@ mod tests {
 
     #[test]
     fn reads_primary_and_supplementary_groups() {
-        let passwd = "root:x:0:0:root:/root:/bin/bash\nalice:x:1001:1001::/home/alice:/bin/bash\n+nis\nbroken\n";
+        let passwd =
+            "root:x:0:0:root:/root:/bin/bash\nalice:x:1001:1001::/home/alice:/bin/bash\n+nis\nbroken\n";
         let group = "root:x:0:\nalice:x:1001:\nhpc:x:2000:bob,alice\n";
         let a = parse_accounts(passwd, group);
         assert_eq!(a.len(), 2);

@@ -46,14 +46,10 @@ pub fn aggregate(policy: &Policy, ram: u64) -> Aggregate {
     let users_sum = per_user.map(|each| each.saturating_mul(n as u64));
     let slice_cap = cap(policy.user_slice.memory_max);
     let (total, note) = match (users_sum, slice_cap) {
-        (Some(sum), Some(c)) if c < sum => (
-            Some(c),
-            Some(format!("user.slice capped at {}", human_bytes(c))),
-        ),
-        (None, Some(c)) => (
-            Some(c),
-            Some(format!("user.slice capped at {}", human_bytes(c))),
-        ),
+        (Some(sum), Some(c)) if c < sum => {
+            (Some(c), Some(format!("user.slice capped at {}", human_bytes(c))))
+        }
+        (None, Some(c)) => (Some(c), Some(format!("user.slice capped at {}", human_bytes(c)))),
         (sum, _) => (sum, None),
     };
     let noun = if n == 1 { "user" } else { "users" };

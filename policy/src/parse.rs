@@ -26,11 +26,7 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file, self.line, self.column, self.message
-        )?;
+        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)?;
         if let Some(help) = &self.help {
             write!(f, "\n  help: {help}")?;
         }
@@ -166,11 +162,7 @@ pub fn parse(sources: &[Source]) -> Result<Policy, Vec<Diagnostic>> {
         return Err(d.out);
     }
     let policy = build(&mut d, &merged, sources);
-    if d.out.is_empty() {
-        Ok(policy)
-    } else {
-        Err(d.out)
-    }
+    if d.out.is_empty() { Ok(policy) } else { Err(d.out) }
 }
 
 fn convert_table(t: &DeTable, file: usize, text: &str, index: &LineIndex) -> Vec<(String, Node)> {
@@ -250,11 +242,7 @@ impl<'n> Reader<'n> {
                     Some(k) => format!("did you mean `{k}`? known keys: {}", known.join(", ")),
                     None => format!("known keys: {}", known.join(", ")),
                 };
-                d.error(
-                    &node.key,
-                    format!("unknown key `{key}` in {name}"),
-                    Some(help),
-                );
+                d.error(&node.key, format!("unknown key `{key}` in {name}"), Some(help));
             }
         }
         Reader {
@@ -371,25 +359,13 @@ impl<'n> Reader<'n> {
     }
 
     fn percent(&self, d: &mut Diags, key: &str) -> Option<Permyriad> {
-        self.typed(
-            d,
-            key,
-            "a percentage such as \"60%\"",
-            Permyriad::parse,
-            None,
-        )
-        .map(|v| v.0)
+        self.typed(d, key, "a percentage such as \"60%\"", Permyriad::parse, None)
+            .map(|v| v.0)
     }
 
     fn span(&self, d: &mut Diags, key: &str) -> Option<(Span, &'n Loc)> {
         let secs = |raw: &str| Span::parse(raw);
-        self.typed(
-            d,
-            key,
-            "a time span such as \"20s\"",
-            Span::parse,
-            Some(&secs),
-        )
+        self.typed(d, key, "a time span such as \"20s\"", Span::parse, Some(&secs))
     }
 
     fn tasks(&self, d: &mut Diags, key: &str) -> Option<Tasks> {
@@ -440,11 +416,7 @@ impl<'n> Reader<'n> {
                 },
                 Kind::Int(raw, radix) => match u32::from_str_radix(raw, *radix) {
                     Ok(uid) => out.push(UserRef::Uid(uid)),
-                    Err(_) => d.error(
-                        &item.at,
-                        format!("`{raw}` is not a UID (0 to 4294967295)"),
-                        None,
-                    ),
+                    Err(_) => d.error(&item.at, format!("`{raw}` is not a UID (0 to 4294967295)"), None),
                 },
                 other => d.error(
                     &item.at,
@@ -490,13 +462,8 @@ impl<'n> Reader<'n> {
         {
             d.error(
                 at,
-                format!(
-                    "memory_high ({h}) is above memory_max ({m}) in {}",
-                    self.name
-                ),
-                Some(
-                    "memory_high is the throttling point and must be at or below memory_max".into(),
-                ),
+                format!("memory_high ({h}) is above memory_max ({m}) in {}", self.name),
+                Some("memory_high is the throttling point and must be at or below memory_max".into()),
             );
         }
         Limits {
@@ -567,11 +534,7 @@ fn levenshtein(a: &str, b: &str) -> usize {
 }
 
 fn with_keys<'k>(extra: &[&'k str]) -> Vec<&'k str> {
-    LIMIT_KEYS
-        .iter()
-        .copied()
-        .chain(extra.iter().copied())
-        .collect()
+    LIMIT_KEYS.iter().copied().chain(extra.iter().copied()).collect()
 }
 
 const ROOT_KEYS: [&str; 10] = [
@@ -621,12 +584,7 @@ fn build(d: &mut Diags, root: &[(String, Node)], sources: &[Source]) -> Policy {
         d,
         "[users]",
         users_t,
-        &with_keys(&[
-            "exempt_uid_below",
-            "exempt_users",
-            "police",
-            "pressure_limit",
-        ]),
+        &with_keys(&["exempt_uid_below", "exempt_users", "police", "pressure_limit"]),
     );
     let users = Users {
         limits: r.limits(d),
@@ -661,13 +619,7 @@ fn build(d: &mut Diags, root: &[(String, Node)], sources: &[Source]) -> Policy {
         d,
         "[system]",
         system_t,
-        &[
-            "cpu_weight",
-            "io_weight",
-            "reserve",
-            "police",
-            "pressure_limit",
-        ],
+        &["cpu_weight", "io_weight", "reserve", "police", "pressure_limit"],
     );
     for key in ["police", "pressure_limit"] {
         if let Some(node) = r.node(key) {
@@ -779,12 +731,7 @@ fn build_overrides(d: &mut Diags, top: &Reader, defaults: &Limits) -> Vec<Overri
             );
             continue;
         };
-        let r = Reader::new(
-            d,
-            "[[override]]",
-            entries,
-            &with_keys(&["user", "uid", "group"]),
-        );
+        let r = Reader::new(d, "[[override]]", entries, &with_keys(&["user", "uid", "group"]));
         let mut selectors = Vec::new();
         if let Some((name, at)) = r.text(d, "user") {
             match check_account_name(name) {
@@ -820,10 +767,7 @@ fn build_overrides(d: &mut Diags, top: &Reader, defaults: &Limits) -> Vec<Overri
             d.error(
                 at,
                 format!("a second override for {selector}"),
-                Some(format!(
-                    "the first is at {}; merge them into one",
-                    first.origin
-                )),
+                Some(format!("the first is at {}; merge them into one", first.origin)),
             );
             continue;
         }
@@ -842,9 +786,7 @@ fn build_overrides(d: &mut Diags, top: &Reader, defaults: &Limits) -> Vec<Overri
         {
             d.error(
                 at,
-                format!(
-                    "for {selector} the effective memory_high ({h}) would be above memory_max ({m})"
-                ),
+                format!("for {selector} the effective memory_high ({h}) would be above memory_max ({m})"),
                 Some("set both memory_high and memory_max in this override".into()),
             );
         }
@@ -896,9 +838,7 @@ fn build_trees(d: &mut Diags, top: &Reader) -> Vec<Tree> {
         let slice = r.text(d, "slice");
         let limits = r.limits(d);
         let policing = r.policing(d);
-        let expected_instances = r
-            .int(d, "expected_instances", 1, 100_000)
-            .map_or(1, |v| v as u32);
+        let expected_instances = r.int(d, "expected_instances", 1, 100_000).map_or(1, |v| v as u32);
         if let Some((s, at)) = service
             && let Err(msg) = unit::check_name(s, "service")
         {

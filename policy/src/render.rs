@@ -35,12 +35,7 @@ pub fn render(policy: &Policy, accounts: &[Account]) -> Rendered {
         }
     };
 
-    dropin(
-        "user-.slice",
-        DROPIN,
-        "Slice",
-        assignments(&policy.users.limits),
-    );
+    dropin("user-.slice", DROPIN, "Slice", assignments(&policy.users.limits));
 
     let mut user_slice = assignments(&policy.user_slice);
     user_slice.extend(policing(&policy.users.policing));
@@ -59,9 +54,7 @@ pub fn render(policy: &Policy, accounts: &[Account]) -> Rendered {
         let groups: Vec<&str> = account.groups.iter().map(String::as_str).collect();
         let lines = match policy.resolve(account.uid, &account.name, &groups) {
             Resolution::Exempt(_) => uncapped(&policy.users.limits),
-            Resolution::Capped(eff)
-                if policy.has_override_for(account.uid, &account.name, &groups) =>
-            {
+            Resolution::Capped(eff) if policy.has_override_for(account.uid, &account.name, &groups) => {
                 assignments(&eff.limits())
             }
             Resolution::Capped(_) => continue,

@@ -131,11 +131,7 @@ impl Policy {
     /// Root and the policy's never-deny users and groups get in whatever fails.
     pub fn never_deny(&self, uid: u32, name: &str, groups: &[&str]) -> bool {
         uid == 0
-            || self
-                .login
-                .never_deny_users
-                .iter()
-                .any(|u| u.matches(uid, name))
+            || self.login.never_deny_users.iter().any(|u| u.matches(uid, name))
             || self
                 .login
                 .never_deny_groups

@@ -42,9 +42,7 @@ pub fn check_name(name: &str, kind: &str) -> Result<(), String> {
             }
         ));
     }
-    if kind == "slice"
-        && stem != "-"
-        && (stem.starts_with('-') || stem.ends_with('-') || stem.contains("--"))
+    if kind == "slice" && stem != "-" && (stem.starts_with('-') || stem.ends_with('-') || stem.contains("--"))
     {
         return Err(format!(
             "`{name}`: a slice name's `-` separates its parents; no empty parts"
@@ -82,9 +80,7 @@ fn unescape(s: &str) -> String {
     while i < bytes.len() {
         if bytes[i] == b'\\'
             && bytes.get(i + 1) == Some(&b'x')
-            && let Some(v) = s
-                .get(i + 2..i + 4)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            && let Some(v) = s.get(i + 2..i + 4).and_then(|h| u8::from_str_radix(h, 16).ok())
         {
             out.push(v);
             i += 4;

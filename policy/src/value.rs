@@ -3,14 +3,7 @@
 use serde::Serialize;
 use std::fmt;
 
-const UNITS: [(char, u32); 6] = [
-    ('K', 10),
-    ('M', 20),
-    ('G', 30),
-    ('T', 40),
-    ('P', 50),
-    ('E', 60),
-];
+const UNITS: [(char, u32); 6] = [('K', 10), ('M', 20), ('G', 30), ('T', 40), ('P', 50), ('E', 60)];
 
 /// A memory size as `MemoryMax=` takes it: bytes, a share of RAM, or no limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -139,22 +132,15 @@ fn parse_permyriad(p: &str) -> Result<u32, String> {
     let ok = !whole.is_empty()
         && whole.len() <= 3
         && frac.len() <= 2
-        && whole
-            .bytes()
-            .chain(frac.bytes())
-            .all(|b| b.is_ascii_digit());
+        && whole.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit());
     if !ok {
-        return Err(format!(
-            "`{p}%` is not a percentage; write e.g. `75%` or `12.5%`"
-        ));
+        return Err(format!("`{p}%` is not a percentage; write e.g. `75%` or `12.5%`"));
     }
     let w: u32 = whole.parse().unwrap_or(u32::MAX);
     let f: u32 = format!("{frac:0<2}").parse().unwrap_or(0);
     let v = w * 100 + f;
     if v > 10_000 {
-        return Err(format!(
-            "`{p}%` is over 100%; a share of RAM is at most `100%`"
-        ));
+        return Err(format!("`{p}%` is over 100%; a share of RAM is at most `100%`"));
     }
     Ok(v)
 }
