@@ -1,0 +1,20 @@
+# The .deb and the VM proof; included by the top-level Makefile.
+.PHONY: deb vm-deps vm-test demo
+
+DEB_LINTIAN_ALLOW := initial-upload-closes-no-bugs
+
+vm-deps:
+	bash tests/vm/deps.sh
+
+# Release binaries for the whole workspace, then the package; lintian must be clean.
+deb: vm-deps
+	cargo build --release --workspace
+	rm -f target/debian/contain_*.deb
+	cargo deb -p contain --no-build
+	lintian --fail-on error,warning --suppress-tags $(DEB_LINTIAN_ALLOW) target/debian/contain_*.deb
+
+vm-test: deb
+	bash tests/vm/run.sh bookworm trixie
+
+demo: deb
+	bash tests/vm/run.sh --demo bookworm
