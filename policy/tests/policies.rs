@@ -1,0 +1,267 @@
+//! The policy language end to end: what valid policies mean, and the exact error for bad ones.
+
+use contain_policy::value::{Size, Span, Tasks};
+use contain_policy::*;
+
+fn one(text: &str) -> Result<Policy, Vec<Diagnostic>> {
+    parse(&[Source { path: "policy.toml", text }])
+}
+
+fn errors(text: &str) -> Vec<String> {
+    match one(text) {
+        Ok(_) => panic!("policy was accepted:\n{text}"),
+        Err(d) => d.iter().map(|d| d.to_string()).collect(),
+    }
+}
+
+const SHIPPED: &str = include_str!("../../packaging/policy.toml");
+const DEVVM: &str = include_str!("../../examples/devvm.toml");
+
+#[test]
+fn shipped_default_parses_and_caps_users() {
+    let p = builtin_default();
+    assert_eq!(p.users.limits.memory_max, Some(Size::Permyriad(5000)));
+    assert_eq!(p.users.limits.memory_swap_max, Some(Size::Bytes(0)));
+    assert!(p.users.policing.enabled);
+    assert!(p.watchdog.enabled);
+    assert!(p.watchdog.grace < p.oomd.pressure_duration);
+    assert!(p.never_deny(0, "root", &[]));
+    assert!(!p.never_deny(1001, "alice", &["alice"]));
+    assert!(p.never_deny(1000, "admin", &["sudo"]));
+}
+
+#[test]
+fn shipped_default_fits_small_and_large_hosts() {
+    let p = builtin_default();
+    for ram in [4u64 << 30, 512 << 30] {
+        let agg = aggregate(&p, ram);
+        assert!(agg.fits, "{agg}");
+    }
+}
+
+#[test]
+fn devvm_reproduces_the_seed() {
+    let p = one(DEVVM).unwrap();
+    let l = &p.users.limits;
+    assert_eq!((l.memory_high, l.memory_max, l.memory_swap_max), (Some(Size::Bytes(12 << 30)), Some(Size::Bytes(16 << 30)), Some(Size::Bytes(0))));
+    let t3 = &p.trees[0];
+    assert_eq!(t3.service.as_deref(), Some("t3-serve@.service"));
+    assert_eq!(t3.slice, "system-t3\\x2dserve.slice");
+    assert_eq!(t3.limits.memory_max, Some(Size::Bytes(16 << 30)));
+    assert_eq!(p.docker.limits.memory_max, Some(Size::Bytes(8 << 30)));
+    assert_eq!((p.system.cpu_weight, p.system.io_weight), (Some(200), Some(200)));
+    assert_eq!(p.oomd.pressure_duration, Span(20_000));
+    assert_eq!(p.oomd.swap_used_limit.to_string(), "80%");
+}
+
+#[test]
+fn seed_caps_do_not_fit_in_32g() {
+    let p = one(DEVVM).unwrap();
+    let agg = aggregate(&p, 32 << 30);
+    assert!(!agg.fits);
+    let text = agg.to_string();
+    assert!(text.contains("3 users × 16G = 48G"), "{text}");
+    assert!(text.contains("3 t3-serve × 16G = 48G"), "{text}");
+    assert!(text.ends_with("= 106G > 32G RAM"), "{text}");
+}
+
+#[test]
+fn aggregate_cap_on_user_slice_bounds_the_user_term() {
+    let p = one("[users]\nmemory_max = \"16G\"\n[user_slice]\nmemory_max = \"20G\"\n[capacity]\nheavy_users = 3\n[system]\nreserve = \"2G\"\n").unwrap();
+    let agg = aggregate(&p, 32 << 30);
+    assert!(agg.fits, "{agg}");
+    assert_eq!(agg.total, Some(22 << 30));
+    assert!(agg.to_string().contains("user.slice capped at 20G"));
+}
+
+#[test]
+fn uncapped_users_never_fit() {
+    let p = one("[users]\ncpu_weight = 100\n").unwrap();
+    let agg = aggregate(&p, 32 << 30);
+    assert!(!agg.fits);
+    assert!(agg.to_string().contains("unlimited"));
+}
+
+#[test]
+fn overrides_resolve_by_group_then_user() {
+    let p = one(
+        r#"
+[users]
+memory_high = "1G"
+memory_max = "2G"
+[[override]]
+group = "hpc"
+memory_high = "3G"
+memory_max = "4G"
+[[override]]
+user = "alice"
+memory_max = "5G"
+[[override]]
+uid = 1003
+tasks_max = "infinity"
+"#,
+    )
+    .unwrap();
+    let alice = p.limits_for(1001, "alice", &["alice", "hpc"]).unwrap();
+    assert_eq!(alice.memory_high, Some(Size::Bytes(3 << 30)));
+    assert_eq!(alice.memory_max, Some(Size::Bytes(5 << 30)));
+    let bob = p.limits_for(1002, "bob", &["bob"]).unwrap();
+    assert_eq!(bob.memory_max, Some(Size::Bytes(2 << 30)));
+    let carol = p.limits_for(1003, "carol", &[]).unwrap();
+    assert_eq!(carol.tasks_max, Some(Tasks::Infinity));
+    match p.resolve(1001, "alice", &["hpc"]) {
+        Resolution::Capped(eff) => {
+            assert!(matches!(eff.memory_max.unwrap().rule, Rule::Override(ref o) if o.line == 9));
+            assert!(matches!(eff.memory_high.unwrap().rule, Rule::Override(ref o) if o.line == 5));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn root_system_accounts_and_listed_users_are_exempt() {
+    let p = one("[users]\nmemory_max = \"2G\"\nexempt_users = [\"ci\", 4242]\n").unwrap();
+    assert_eq!(p.exemption(0, "root"), Some(Exemption::Root));
+    assert!(p.limits_for(999, "daemon", &[]).is_none());
+    assert!(p.limits_for(1500, "ci", &[]).is_none());
+    assert!(p.limits_for(4242, "x", &[]).is_none());
+    assert!(p.limits_for(1000, "admin", &[]).is_some());
+}
+
+#[test]
+fn dropins_merge_in_order_and_overrides_accumulate() {
+    let main = "[users]\nmemory_high = \"1G\"\nmemory_max = \"2G\"\n[[override]]\nuser = \"alice\"\nmemory_max = \"3G\"\n";
+    let extra = "[users]\nmemory_max = \"4G\"\n[[override]]\nuser = \"bob\"\nmemory_max = \"5G\"\n";
+    let p = parse(&[Source { path: "policy.toml", text: main }, Source { path: "policy.d/10-big.toml", text: extra }]).unwrap();
+    assert_eq!(p.users.limits.memory_high, Some(Size::Bytes(1 << 30)));
+    assert_eq!(p.users.limits.memory_max, Some(Size::Bytes(4 << 30)));
+    assert_eq!(p.overrides.len(), 2);
+    assert_eq!(p.overrides[1].origin.file, "policy.d/10-big.toml");
+}
+
+#[test]
+fn duplicate_override_across_files_names_both_places() {
+    let a = "[[override]]\nuser = \"alice\"\nmemory_max = \"3G\"\n";
+    let b = "\n[[override]]\nuser = \"alice\"\nmemory_max = \"5G\"\n";
+    let err = parse(&[Source { path: "a.toml", text: a }, Source { path: "b.toml", text: b }]).unwrap_err();
+    assert_eq!(err.len(), 1);
+    assert_eq!(err[0].to_string(), "b.toml:2:1: a second override for user alice\n  help: the first is at a.toml:1:1; merge them into one");
+}
+
+#[test]
+fn all_errors_are_collected() {
+    let e = errors("[users]\nmemroy_max = \"1G\"\ncpu_weight = 0\n[system]\npolice = true\n[oomd]\nswap_used_limit = \"120%\"\n");
+    assert_eq!(e.len(), 4, "{e:#?}");
+}
+
+/// Each hostile or malformed policy and the exact first error it must give.
+#[test]
+fn malformed_policies_give_exact_errors() {
+    let huge = format!("[users]\nmemory_max = {}\n", "9".repeat(40));
+    let deep = format!("x = {}1{}\n", "[".repeat(200), "]".repeat(200));
+    let long_name = format!("[[override]]\nuser = \"{}\"\nmemory_max = \"1G\"\n", "a".repeat(300));
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("unknown key with suggestion", "[users]\nmemroy_max = \"1G\"\n".into(),
+         "policy.toml:2:1: unknown key `memroy_max` in [users]\n  help: did you mean `memory_max`? known keys: memory_high, memory_max, memory_swap_max, tasks_max, cpu_weight, io_weight, exempt_uid_below, exempt_users, police, pressure_limit"),
+        ("unknown section", "[user]\nmemory_max = \"1G\"\n".into(),
+         "policy.toml:1:2: unknown key `user` in the policy\n  help: did you mean `users`? known keys: users, user_slice, override, trees, docker, system, oomd, watchdog, login, capacity"),
+        ("wrong type", "[users]\nmemory_max = true\n".into(),
+         "policy.toml:2:14: `memory_max` in [users] must be a size such as \"12G\", \"75%\", \"infinity\" or bytes, not a boolean"),
+        ("float size", "[users]\nmemory_max = 1.5\n".into(),
+         "policy.toml:2:14: `memory_max` in [users] must be a size such as \"12G\", \"75%\", \"infinity\" or bytes, not a float"),
+        ("bad suffix", "[users]\nmemory_max = \"12X\"\n".into(),
+         "policy.toml:2:14: `memory_max` in [users]: unknown size suffix `X`; use K, M, G, T, P or E (base 1024), `N%` or `infinity`"),
+        ("high above max", "[users]\nmemory_high = \"16G\"\nmemory_max = \"12G\"\n".into(),
+         "policy.toml:2:15: memory_high (16G) is above memory_max (12G) in [users]\n  help: memory_high is the throttling point and must be at or below memory_max"),
+        ("percent over 100", "[users]\nmemory_max = \"150%\"\n".into(),
+         "policy.toml:2:14: `memory_max` in [users]: `150%` is over 100%; a share of RAM is at most `100%`"),
+        ("weight zero", "[users]\ncpu_weight = 0\n".into(),
+         "policy.toml:2:14: `cpu_weight` in [users] is 0, out of range\n  help: use a whole number from 1 to 10000"),
+        ("weight too big", "[system]\nio_weight = 10001\n".into(),
+         "policy.toml:2:13: `io_weight` in [system] is 10001, out of range\n  help: use a whole number from 1 to 10000"),
+        ("negative size", "[users]\nmemory_max = -1\n".into(),
+         "policy.toml:2:14: `memory_max` in [users]: `-1` is negative; a size is 0 or more"),
+        ("huge number", huge,
+         "policy.toml:2:14: `memory_max` in [users]: `9999999999999999999999999999999999999999` bytes is larger than any memory"),
+        ("huge suffixed", "[users]\nmemory_max = \"99999999999E\"\n".into(),
+         "policy.toml:2:14: `memory_max` in [users]: `99999999999E` is larger than any memory (max 16E)"),
+        ("system policed", "[system]\npolice = true\n".into(),
+         "policy.toml:2:1: system.slice is never policed by oomd, so `police` is not allowed in [system]\n  help: system.slice holds sshd and the services: it is the operator's way in. Police the work trees instead"),
+        ("tree polices system.slice", "[trees.web]\nservice = \"web.service\"\nmemory_max = \"1G\"\npolice = true\n".into(),
+         "policy.toml:4:1: [trees.web] would police system.slice, which is never policed\n  help: police a template service (its instances get their own slice) or name a dedicated `slice`"),
+        ("bad unit name", "[trees.web]\nservice = \"../../etc/passwd\"\nmemory_max = \"1G\"\n".into(),
+         "policy.toml:2:11: service in [trees.web]: `../../etc/passwd` is not a .service unit name; it must end in `.service`"),
+        ("path-like slice", "[trees.web]\nslice = \"a/b.slice\"\nmemory_max = \"1G\"\n".into(),
+         "policy.toml:2:9: slice in [trees.web]: `a/b.slice` is not a valid unit name; use letters, digits and `:-_.\\` (escape others with systemd-escape)"),
+        ("tree without unit", "[trees.web]\nmemory_max = \"1G\"\n".into(),
+         "policy.toml:1:1: [trees.web] names neither a `service` nor a `slice`\n  help: e.g. service = \"t3-serve@.service\" or slice = \"build.slice\""),
+        ("duplicate override", "[[override]]\nuser = \"a\"\nmemory_max = \"1G\"\n[[override]]\nuser = \"a\"\nmemory_max = \"2G\"\n".into(),
+         "policy.toml:4:1: a second override for user a\n  help: the first is at policy.toml:1:1; merge them into one"),
+        ("override two selectors", "[[override]]\nuser = \"a\"\ngroup = \"g\"\nmemory_max = \"1G\"\n".into(),
+         "policy.toml:1:1: an override names exactly one of `user`, `uid` or `group`\n  help: split it into one [[override]] per user or group"),
+        ("override as table", "[override]\nuser = \"a\"\n".into(),
+         "policy.toml:1:1: `override` must be an array of tables\n  help: write each one as `[[override]]`, not `[override]`"),
+        ("override sets nothing", "[[override]]\nuser = \"a\"\n".into(),
+         "policy.toml:1:1: the override for user a sets no limit\n  help: set one of: memory_high, memory_max, memory_swap_max, tasks_max, cpu_weight, io_weight"),
+        ("override breaks high<=max", "[users]\nmemory_high = \"2G\"\nmemory_max = \"3G\"\n[[override]]\nuser = \"a\"\nmemory_max = \"1G\"\n".into(),
+         "policy.toml:4:1: for user a the effective memory_high (2G) would be above memory_max (1G)\n  help: set both memory_high and memory_max in this override"),
+        ("unicode user name", "[[override]]\nuser = \"alïce\"\nmemory_max = \"1G\"\n".into(),
+         "policy.toml:2:8: `alïce` is not a valid user or group name; names are letters, digits, `_`, `-`, `.`, `@` (no `/`, spaces or control characters)"),
+        ("path-like user name", "[login]\nnever_deny_users = [\"../root\"]\n".into(),
+         "policy.toml:2:21: `../root` is not a valid user or group name; names are letters, digits, `_`, `-`, `.`, `@` (no `/`, spaces or control characters)"),
+        ("control char in name", "[login]\nnever_deny_groups = [\"wh\\u0007eel\"]\n".into(),
+         "policy.toml:2:22: `wh\\u{7}eel` is not a valid user or group name; names are letters, digits, `_`, `-`, `.`, `@` (no `/`, spaces or control characters)"),
+        ("too long name", long_name, ""),
+        ("uid out of range", "[[override]]\nuid = 4294967296\nmemory_max = \"1G\"\n".into(),
+         "policy.toml:2:7: `uid` in [[override]] is 4294967296, out of range\n  help: use a whole number from 0 to 4294967295"),
+        ("negative uid", "[users]\nexempt_users = [-5]\n".into(),
+         "policy.toml:2:17: `-5` is not a UID (0 to 4294967295)"),
+        ("bad failure action", "[login]\non_failure = \"maybe\"\n".into(),
+         "policy.toml:2:14: on_failure in [login] is `maybe`\n  help: use \"deny\" or \"allow\""),
+        ("grace not below oomd", "[watchdog]\ngrace = \"30s\"\n".into(),
+         "policy.toml:2:9: grace in [watchdog] (30s) is not shorter than pressure_duration in [oomd] (20s)\n  help: the watchdog must act before oomd would kill the whole session; use a grace below oomd's duration"),
+        ("grace too short", "[watchdog]\ngrace = \"100ms\"\n".into(),
+         "policy.toml:2:9: grace in [watchdog] is 100ms, below 1s\n  help: a short spike must be allowed to pass; use 5s to 15s"),
+        ("bad span", "[oomd]\npressure_duration = \"soon\"\n".into(),
+         "policy.toml:2:21: `pressure_duration` in [oomd]: `soon` is not a time span; write e.g. `20s`, `500ms` or `1min`"),
+        ("percent without %", "[oomd]\nswap_used_limit = \"80\"\n".into(),
+         "policy.toml:2:19: `swap_used_limit` in [oomd]: `80` is not a percentage; write e.g. `60%`"),
+        ("tasks zero", "[users]\ntasks_max = 0\n".into(),
+         "policy.toml:2:13: `tasks_max` in [users]: a task limit of 0 would forbid every process; use at least 1"),
+        ("section as value", "users = 5\n".into(),
+         "policy.toml:1:9: `users` must be a table (`[users]`), not an integer"),
+        ("datetime", "[users]\nmemory_max = 1979-05-27\n".into(),
+         "policy.toml:2:14: `memory_max` in [users] must be a size such as \"12G\", \"75%\", \"infinity\" or bytes, not a date"),
+        ("duplicate key", "[users]\nmemory_max = \"1G\"\nmemory_max = \"2G\"\n".into(),
+         "policy.toml:3:1: invalid TOML: duplicate key"),
+        ("not toml", "memory_max: 1G\n".into(), "policy.toml:1:13: invalid TOML: key with no value, expected `=`"),
+        ("NUL byte", "[users]\nmemory_max = \"1G\0\"\n".into(),
+         "policy.toml:2:17: the file contains a NUL byte\n  help: a policy is plain UTF-8 text"),
+        ("deep nesting", deep, ""),
+        ("heavy users zero", "[capacity]\nheavy_users = 0\n".into(),
+         "policy.toml:2:15: `heavy_users` in [capacity] is 0, out of range\n  help: use a whole number from 1 to 100000"),
+    ];
+    assert!(cases.len() >= 30);
+    let mut wrong = Vec::new();
+    for (name, text, want) in &cases {
+        let got = errors(text);
+        let ok = match *want {
+            "" => got[0].starts_with("policy.toml:"),
+            w if w.ends_with(": ") => got[0].starts_with(w),
+            w => got[0] == w,
+        };
+        if !ok {
+            wrong.push(format!("{name}:\n  got:  {:?}\n  want: {want:?}", got[0]));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn a_10_megabyte_policy_is_handled() {
+    let mut text = String::from("[users]\nmemory_max = \"1G\"\n");
+    while text.len() < 10 << 20 {
+        text.push_str("# padding padding padding padding padding padding padding padding\n");
+    }
+    assert!(one(&text).is_ok());
+}
