@@ -4,7 +4,10 @@ use contain_policy::value::{Size, Span, Tasks};
 use contain_policy::*;
 
 fn one(text: &str) -> Result<Policy, Vec<Diagnostic>> {
-    parse(&[Source { path: "policy.toml", text }])
+    parse(&[Source {
+        path: "policy.toml",
+        text,
+    }])
 }
 
 fn errors(text: &str) -> Vec<String> {
@@ -43,7 +46,14 @@ fn shipped_default_fits_small_and_large_hosts() {
 fn devvm_reproduces_the_seed() {
     let p = one(DEVVM).unwrap();
     let l = &p.users.limits;
-    assert_eq!((l.memory_high, l.memory_max, l.memory_swap_max), (Some(Size::Bytes(12 << 30)), Some(Size::Bytes(16 << 30)), Some(Size::Bytes(0))));
+    assert_eq!(
+        (l.memory_high, l.memory_max, l.memory_swap_max),
+        (
+            Some(Size::Bytes(12 << 30)),
+            Some(Size::Bytes(16 << 30)),
+            Some(Size::Bytes(0))
+        )
+    );
     let t3 = &p.trees[0];
     assert_eq!(t3.service.as_deref(), Some("t3-serve@.service"));
     assert_eq!(t3.slice, "system-t3\\x2dserve.slice");
@@ -84,8 +94,7 @@ fn uncapped_users_never_fit() {
 
 #[test]
 fn overrides_resolve_by_group_then_user() {
-    let p = one(
-        r#"
+    let p = one(r#"
 [users]
 memory_high = "1G"
 memory_max = "2G"
@@ -99,8 +108,7 @@ memory_max = "5G"
 [[override]]
 uid = 1003
 tasks_max = "infinity"
-"#,
-    )
+"#)
     .unwrap();
     let alice = p.limits_for(1001, "alice", &["alice", "hpc"]).unwrap();
     assert_eq!(alice.memory_high, Some(Size::Bytes(3 << 30)));
@@ -132,7 +140,17 @@ fn root_system_accounts_and_listed_users_are_exempt() {
 fn dropins_merge_in_order_and_overrides_accumulate() {
     let main = "[users]\nmemory_high = \"1G\"\nmemory_max = \"2G\"\n[[override]]\nuser = \"alice\"\nmemory_max = \"3G\"\n";
     let extra = "[users]\nmemory_max = \"4G\"\n[[override]]\nuser = \"bob\"\nmemory_max = \"5G\"\n";
-    let p = parse(&[Source { path: "policy.toml", text: main }, Source { path: "policy.d/10-big.toml", text: extra }]).unwrap();
+    let p = parse(&[
+        Source {
+            path: "policy.toml",
+            text: main,
+        },
+        Source {
+            path: "policy.d/10-big.toml",
+            text: extra,
+        },
+    ])
+    .unwrap();
     assert_eq!(p.users.limits.memory_high, Some(Size::Bytes(1 << 30)));
     assert_eq!(p.users.limits.memory_max, Some(Size::Bytes(4 << 30)));
     assert_eq!(p.overrides.len(), 2);
@@ -143,14 +161,29 @@ fn dropins_merge_in_order_and_overrides_accumulate() {
 fn duplicate_override_across_files_names_both_places() {
     let a = "[[override]]\nuser = \"alice\"\nmemory_max = \"3G\"\n";
     let b = "\n[[override]]\nuser = \"alice\"\nmemory_max = \"5G\"\n";
-    let err = parse(&[Source { path: "a.toml", text: a }, Source { path: "b.toml", text: b }]).unwrap_err();
+    let err = parse(&[
+        Source {
+            path: "a.toml",
+            text: a,
+        },
+        Source {
+            path: "b.toml",
+            text: b,
+        },
+    ])
+    .unwrap_err();
     assert_eq!(err.len(), 1);
-    assert_eq!(err[0].to_string(), "b.toml:2:1: a second override for user alice\n  help: the first is at a.toml:1:1; merge them into one");
+    assert_eq!(
+        err[0].to_string(),
+        "b.toml:2:1: a second override for user alice\n  help: the first is at a.toml:1:1; merge them into one"
+    );
 }
 
 #[test]
 fn all_errors_are_collected() {
-    let e = errors("[users]\nmemroy_max = \"1G\"\ncpu_weight = 0\n[system]\npolice = true\n[oomd]\nswap_used_limit = \"120%\"\n");
+    let e = errors(
+        "[users]\nmemroy_max = \"1G\"\ncpu_weight = 0\n[system]\npolice = true\n[oomd]\nswap_used_limit = \"120%\"\n",
+    );
     assert_eq!(e.len(), 4, "{e:#?}");
 }
 
@@ -159,7 +192,10 @@ fn all_errors_are_collected() {
 fn malformed_policies_give_exact_errors() {
     let huge = format!("[users]\nmemory_max = {}\n", "9".repeat(40));
     let deep = format!("x = {}1{}\n", "[".repeat(200), "]".repeat(200));
-    let long_name = format!("[[override]]\nuser = \"{}\"\nmemory_max = \"1G\"\n", "a".repeat(300));
+    let long_name = format!(
+        "[[override]]\nuser = \"{}\"\nmemory_max = \"1G\"\n",
+        "a".repeat(300)
+    );
     let cases: Vec<(&str, String, &str)> = vec![
         ("unknown key with suggestion", "[users]\nmemroy_max = \"1G\"\n".into(),
          "policy.toml:2:1: unknown key `memroy_max` in [users]\n  help: did you mean `memory_max`? known keys: memory_high, memory_max, memory_swap_max, tasks_max, cpu_weight, io_weight, exempt_uid_below, exempt_users, police, pressure_limit"),

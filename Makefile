@@ -1,0 +1,38 @@
+# contain — `make demo` shows it working in a throwaway VM; `make test` runs every test.
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: all deps build test test-fast lint unit-tests verify-units vm-test deb demo bench clean
+
+all: build
+
+deps:
+	scripts/deps.sh
+
+build: deps
+	$(CARGO) build --release --workspace
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit-tests:
+	$(CARGO) test --workspace
+
+# Every unit the generator writes, checked by systemd itself (fails on any stderr line).
+verify-units:
+	tests/verify-units.sh
+
+# Everything but the VM proof.
+test-fast: deps lint unit-tests verify-units
+
+test: test-fast vm-test
+
+bench: deps
+	tests/bench/generator.sh
+
+clean:
+	$(CARGO) clean
+
+# deb, vm-test, demo: the .deb and the VM proof.
+include tests/vm/vm.mk

@@ -1,0 +1,316 @@
+//! The generator run as systemd runs it: a process, temp output dirs, env-moved paths.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+struct Run {
+    dir: tempfile::TempDir,
+    status: std::process::ExitStatus,
+    stderr: String,
+}
+
+impl Run {
+    fn units(&self) -> PathBuf {
+        self.dir.path().join("normal")
+    }
+    fn json(&self) -> serde_json::Value {
+        let text = fs::read_to_string(self.dir.path().join("state/generator.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+    fn read(&self, rel: &str) -> String {
+        fs::read_to_string(self.units().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+}
+
+/// Runs the generator with the policy path as given (relative to the workspace root).
+fn run(policy: &str) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_contain-generator"))
+        .current_dir(workspace())
+        .args([
+            dir.path().join("normal"),
+            dir.path().join("early"),
+            dir.path().join("late"),
+        ])
+        .env("CONTAIN_POLICY", policy)
+        .env("CONTAIN_STATE_DIR", dir.path().join("state"))
+        .env("CONTAIN_OOMD_DIR", dir.path().join("oomd"))
+        .env("CONTAIN_ETC", "tests/fixtures/etc")
+        .env("CONTAIN_LOG", "stderr")
+        .output()
+        .unwrap();
+    Run {
+        status: out.status,
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+        dir,
+    }
+}
+
+fn tree(root: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path.strip_prefix(root).unwrap().display().to_string();
+                out.push((rel, fs::read_to_string(&path).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Compares the whole output with `generator/tests/golden/NAME`; `UPDATE_GOLDEN=1` rewrites it.
+fn golden(name: &str, policy: &str) {
+    let r = run(policy);
+    assert!(r.status.success(), "{}", r.stderr);
+    assert_eq!(r.json()["outcome"], "applied", "{}", r.stderr);
+    let expected_dir = workspace().join("generator/tests/golden").join(name);
+    let mut got = tree(&r.units());
+    got.extend(
+        tree(&r.dir.path().join("oomd"))
+            .into_iter()
+            .map(|(p, t)| (format!("oomd.conf.d/{p}"), t)),
+    );
+    got.sort();
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        let _ = fs::remove_dir_all(&expected_dir);
+        for (rel, text) in &got {
+            let path = expected_dir.join(rel);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, text).unwrap();
+        }
+    }
+    let want = tree(&expected_dir);
+    let names = |v: &[(String, String)]| v.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        names(&got),
+        names(&want),
+        "file list differs from {}",
+        expected_dir.display()
+    );
+    for ((path, g), (_, w)) in got.iter().zip(&want) {
+        assert_eq!(g, w, "{path} differs from the golden copy");
+    }
+}
+
+#[test]
+fn golden_shipped_policy() {
+    golden("shipped", "packaging/policy.toml");
+}
+
+#[test]
+fn golden_devvm_example() {
+    golden("devvm", "examples/devvm.toml");
+}
+
+#[test]
+fn per_user_override_gets_its_own_dropin() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    fs::write(&policy, "[users]\nmemory_high = \"600M\"\nmemory_max = \"800M\"\n[[override]]\nuser = \"alice\"\nmemory_max = \"700M\"\n[[override]]\ngroup = \"hpc\"\ncpu_weight = 50\n[[override]]\nuser = \"ldapuser\"\nmemory_max = \"1G\"\n").unwrap();
+    let r = run(policy.to_str().unwrap());
+    assert!(r.status.success(), "{}", r.stderr);
+    let alice = r.read("user-1001.slice.d/31-contain-user.conf");
+    assert!(alice.contains("MemoryHigh=600M\nMemoryMax=700M\n"), "{alice}");
+    let bob = r.read("user-1002.slice.d/31-contain-user.conf");
+    assert!(bob.contains("CPUWeight=50"), "{bob}");
+    assert!(
+        !r.units().join("user-1000.slice.d").exists(),
+        "admin has no override"
+    );
+    let root = r.read("user-0.slice.d/31-contain-user.conf");
+    assert!(
+        root.contains("MemoryHigh=infinity\nMemoryMax=infinity\n"),
+        "{root}"
+    );
+}
+
+#[test]
+fn missing_policy_applies_the_shipped_default() {
+    let r = run("/nonexistent/policy.toml");
+    assert!(r.status.success());
+    assert_eq!(r.json()["outcome"], "default");
+    assert!(r.read("user-.slice.d/30-contain.conf").contains("MemoryMax=50%"));
+    assert!(
+        r.stderr
+            .contains("not found: applying the built-in default policy"),
+        "{}",
+        r.stderr
+    );
+}
+
+fn broken_policy_falls_back(text: &str, mode: u32, expect: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    fs::write(&policy, text).unwrap();
+    fs::set_permissions(&policy, fs::Permissions::from_mode(mode)).unwrap();
+    let r = run(policy.to_str().unwrap());
+    assert!(
+        r.status.success(),
+        "a bad policy must never fail the generator: {}",
+        r.stderr
+    );
+    let status = r.json();
+    assert_eq!(status["outcome"], "fallback");
+    let errors = status["errors"].as_array().unwrap();
+    assert!(
+        errors.iter().any(|e| e.as_str().unwrap().contains(expect)),
+        "{errors:?}"
+    );
+    assert!(r.stderr.contains(expect), "{}", r.stderr);
+    // Caps stay on: the built-in default is applied.
+    let users = r.read("user-.slice.d/30-contain.conf");
+    assert!(
+        users.contains("MemoryMax=50%") && users.contains("(built-in default policy)"),
+        "{users}"
+    );
+    assert!(r.dir.path().join("oomd/50-contain.conf").exists());
+}
+
+#[test]
+fn invalid_policy_falls_back_with_located_errors() {
+    broken_policy_falls_back(
+        "[users]\nmemory_max = \"lots\"\n",
+        0o644,
+        "policy.toml:2:14: `memory_max` in [users]",
+    );
+}
+
+#[test]
+fn group_writable_policy_is_refused() {
+    broken_policy_falls_back(
+        "[users]\nmemory_max = \"1G\"\n",
+        0o664,
+        "lets group or others write it",
+    );
+}
+
+#[test]
+fn dangling_symlink_policy_falls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("policy.toml");
+    std::os::unix::fs::symlink(dir.path().join("gone.toml"), &link).unwrap();
+    let r = run(link.to_str().unwrap());
+    assert!(r.status.success());
+    assert_eq!(r.json()["outcome"], "fallback");
+    assert!(r.stderr.contains("cannot read"), "{}", r.stderr);
+}
+
+#[test]
+fn fifo_policy_is_refused_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("policy.toml");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    let r = run(fifo.to_str().unwrap());
+    assert_eq!(r.json()["outcome"], "fallback");
+    assert!(r.stderr.contains("not a regular file"), "{}", r.stderr);
+}
+
+#[test]
+fn oversized_policy_is_refused() {
+    let text = "#".repeat(2 << 20);
+    broken_policy_falls_back(&text, 0o644, "over the 1048576 byte limit");
+}
+
+#[test]
+fn policy_that_is_a_directory_falls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    fs::create_dir(&policy).unwrap();
+    let r = run(policy.to_str().unwrap());
+    assert!(r.status.success());
+    assert_eq!(r.json()["outcome"], "fallback");
+}
+
+#[test]
+fn symlinked_policy_is_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real.toml");
+    fs::write(&real, "[users]\nmemory_max = \"3G\"\n").unwrap();
+    let link = dir.path().join("policy.toml");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let r = run(link.to_str().unwrap());
+    assert_eq!(r.json()["outcome"], "applied");
+    assert!(r.read("user-.slice.d/30-contain.conf").contains("MemoryMax=3G"));
+}
+
+#[test]
+fn dropin_directory_is_merged_in_lexical_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    fs::write(&policy, "[users]\nmemory_max = \"1G\"\n").unwrap();
+    fs::create_dir(dir.path().join("policy.d")).unwrap();
+    fs::write(
+        dir.path().join("policy.d/20-b.toml"),
+        "[users]\nmemory_max = \"3G\"\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.path().join("policy.d/10-a.toml"),
+        "[users]\nmemory_max = \"2G\"\n",
+    )
+    .unwrap();
+    fs::write(dir.path().join("policy.d/README"), "not toml, ignored").unwrap();
+    let r = run(policy.to_str().unwrap());
+    assert_eq!(r.json()["sources"].as_array().unwrap().len(), 3);
+    assert!(r.read("user-.slice.d/30-contain.conf").contains("MemoryMax=3G"));
+}
+
+#[test]
+fn broken_dropin_falls_back_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    fs::write(&policy, "[users]\nmemory_max = \"1G\"\n").unwrap();
+    fs::create_dir(dir.path().join("policy.d")).unwrap();
+    fs::write(
+        dir.path().join("policy.d/10-a.toml"),
+        "[users]\nmemory_max = 1G\n",
+    )
+    .unwrap();
+    let r = run(policy.to_str().unwrap());
+    assert_eq!(r.json()["outcome"], "fallback");
+    assert!(r.stderr.contains("policy.d/10-a.toml:2:"), "{}", r.stderr);
+}
+
+#[test]
+fn unwritable_output_fails_without_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("normal");
+    fs::write(&blocker, "a file where a directory should be").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_contain-generator"))
+        .arg(&blocker)
+        .env("CONTAIN_POLICY", "/nonexistent")
+        .env("CONTAIN_STATE_DIR", dir.path().join("state"))
+        .env("CONTAIN_OOMD_DIR", dir.path().join("oomd"))
+        .env("CONTAIN_LOG", "stderr")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("could not write every unit"), "{stderr}");
+    assert!(!stderr.contains("panicked"));
+}
+
+#[test]
+fn no_arguments_is_a_usage_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_contain-generator"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
