@@ -250,23 +250,28 @@ fn symlinked_policy_is_followed() {
     assert!(r.read("user-.slice.d/30-contain.conf").contains("MemoryMax=3G"));
 }
 
-#[test]
-fn dropin_directory_is_merged_in_lexical_order() {
+/// A policy file and its `policy.d/` drop-ins in a fresh directory.
+fn policy_with_dropins(main: &str, dropins: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.toml");
-    fs::write(&policy, "[users]\nmemory_max = \"1G\"\n").unwrap();
+    fs::write(&policy, main).unwrap();
     fs::create_dir(dir.path().join("policy.d")).unwrap();
-    fs::write(
-        dir.path().join("policy.d/20-b.toml"),
-        "[users]\nmemory_max = \"3G\"\n",
-    )
-    .unwrap();
-    fs::write(
-        dir.path().join("policy.d/10-a.toml"),
-        "[users]\nmemory_max = \"2G\"\n",
-    )
-    .unwrap();
-    fs::write(dir.path().join("policy.d/README"), "not toml, ignored").unwrap();
+    for (name, text) in dropins {
+        fs::write(dir.path().join("policy.d").join(name), text).unwrap();
+    }
+    (dir, policy)
+}
+
+#[test]
+fn dropin_directory_is_merged_in_lexical_order() {
+    let (_dir, policy) = policy_with_dropins(
+        "[users]\nmemory_max = \"1G\"\n",
+        &[
+            ("20-b.toml", "[users]\nmemory_max = \"3G\"\n"),
+            ("10-a.toml", "[users]\nmemory_max = \"2G\"\n"),
+            ("README", "not toml, ignored"),
+        ],
+    );
     let r = run(policy.to_str().unwrap());
     assert_eq!(r.json()["sources"].as_array().unwrap().len(), 3);
     assert!(r.read("user-.slice.d/30-contain.conf").contains("MemoryMax=3G"));
@@ -274,15 +279,10 @@ fn dropin_directory_is_merged_in_lexical_order() {
 
 #[test]
 fn broken_dropin_falls_back_too() {
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.toml");
-    fs::write(&policy, "[users]\nmemory_max = \"1G\"\n").unwrap();
-    fs::create_dir(dir.path().join("policy.d")).unwrap();
-    fs::write(
-        dir.path().join("policy.d/10-a.toml"),
-        "[users]\nmemory_max = 1G\n",
-    )
-    .unwrap();
+    let (_dir, policy) = policy_with_dropins(
+        "[users]\nmemory_max = \"1G\"\n",
+        &[("10-a.toml", "[users]\nmemory_max = 1G\n")],
+    );
     let r = run(policy.to_str().unwrap());
     assert_eq!(r.json()["outcome"], "fallback");
     assert!(r.stderr.contains("policy.d/10-a.toml:2:"), "{}", r.stderr);

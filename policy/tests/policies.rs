@@ -17,12 +17,20 @@ fn errors(text: &str) -> Vec<String> {
     }
 }
 
-const SHIPPED: &str = include_str!("../../packaging/policy.toml");
 const DEVVM: &str = include_str!("../../examples/devvm.toml");
 
 #[test]
 fn shipped_default_parses_and_caps_users() {
     let p = builtin_default();
+    assert_eq!(
+        p,
+        one(DEFAULT_POLICY)
+            .map(|mut p| {
+                p.sources = vec![DEFAULT_POLICY_NAME.into()];
+                p
+            })
+            .unwrap()
+    );
     assert_eq!(p.users.limits.memory_max, Some(Size::Permyriad(5000)));
     assert_eq!(p.users.limits.memory_swap_max, Some(Size::Bytes(0)));
     assert!(p.users.policing.enabled);
