@@ -126,3 +126,36 @@ cg_read() { ssh_root "cat /sys/fs/cgroup$1/$2"; }
 
 # pswpout: the guest's pages swapped out since boot.
 pswpout() { ssh_root "awk '/^pswpout/ {print \$2}' /proc/vmstat"; }
+
+# mib BYTES: "700M" for display ("max" and non-numbers pass through).
+mib() {
+    case "$1" in
+    '' | *[!0-9]*) echo "$1" ;;
+    *) echo "$(($1 / 1048576))M" ;;
+    esac
+}
+
+# guest_now: the guest's clock, seconds with fractions (for timings read from its journal).
+guest_now() { ssh_root 'date +%s.%N'; }
+
+# finish NAME: one result line from the caller's errs and figs arrays.
+finish() {
+    local IFS=
+    if ((${#errs[@]})); then
+        fail "$1" "$(printf '%s; ' "${errs[@]}" | sed 's/; $//')"
+    else
+        pass "$1" "$(printf '%s, ' "${figs[@]}" | sed 's/, $//')"
+    fi
+}
+
+# install_tools: the runaway and the latency probe, into the guest's /usr/local/bin.
+install_tools() {
+    local t
+    for t in vm-grow.py vm-probe.py; do
+        copy_in "$VM_HERE/tools/$t" "/usr/local/bin/$t" || return 1
+    done
+    ssh_root 'chmod 755 /usr/local/bin/vm-grow.py /usr/local/bin/vm-probe.py'
+}
+
+# memevent CGROUP KEY: one counter from a cgroup's memory.events (0 if absent).
+memevent() { ssh_root "awk '\$1==\"$2\" {print \$2}' /sys/fs/cgroup$1/memory.events 2>/dev/null" || echo 0; }

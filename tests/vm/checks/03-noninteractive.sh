@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Non-interactive entry points land in alice's slice too: a cron job of hers,
+# `sudo -u alice` (from the admin) and `su - alice -c` (from root).
+set -euo pipefail
+. "$(dirname "$0")/../lib.sh"
+name=03-noninteractive
+errs=()
+figs=()
+uid=$(ssh_root 'id -u alice')
+
+in_slice() { # WHAT CGROUP
+    case "$2" in
+    /user.slice/user-"$uid".slice/*) figs+=("$1 ${2#/user.slice/}") ;;
+    *) errs+=("$1 ran in ${2:-?}") ;;
+    esac
+}
+
+# cron fires on the minute: install first, look last.
+ssh_root 'rm -f /tmp/cron-cg.alice; echo "* * * * * sed -n s/^0:://p /proc/self/cgroup > /tmp/cron-cg.alice" | crontab -u alice -'
+
+cg=$(ssh_as admin 'sudo -n -u alice sed -n s/^0:://p /proc/self/cgroup' || true)
+in_slice "sudo -u alice" "$cg"
+
+cg=$(ssh_root 'su - alice -c "sed -n s/^0:://p /proc/self/cgroup"' || true)
+in_slice "su - alice" "$cg"
+
+if wait_until 150 ssh_root 'test -s /tmp/cron-cg.alice'; then
+    in_slice cron "$(ssh_root 'cat /tmp/cron-cg.alice')"
+else
+    errs+=("alice's cron job did not run within 150 s")
+fi
+ssh_root 'crontab -u alice -r; rm -f /tmp/cron-cg.alice' || true
+finish "$name"

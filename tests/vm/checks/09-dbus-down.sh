@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# With the system bus stopped, root still logs in over ssh, while a normal user
+# gets the policy's failure action ([login] on_failure). A reboot restores the box.
+set -euo pipefail
+. "$(dirname "$0")/../lib.sh"
+name=09-dbus-down
+errs=()
+figs=()
+action=$(policy_get login.on_failure deny)
+
+ssh_root 'systemctl stop dbus.socket dbus.service' || errs+=("cannot stop dbus")
+ssh_root '! systemctl is-active --quiet dbus.service' || errs+=("dbus still active")
+
+t=$SECONDS
+if out=$(timeout 120 ssh_as root 'echo in'); [ "$out" = in ]; then
+    figs+=("root in after $((SECONDS - t)) s")
+else
+    errs+=("root could not log in with dbus down")
+fi
+
+t=$SECONDS
+out=$(timeout 120 ssh_as alice 'echo in; sed -n s/^0:://p /proc/self/cgroup' 2>&1 || true)
+took=$((SECONDS - t))
+case "$action" in
+deny)
+    if grep -qx in <<<"$out"; then
+        errs+=("alice got a shell with dbus down (on_failure = deny): $(tail -n1 <<<"$out")")
+    else
+        figs+=("alice denied after $took s")
+    fi
+    ;;
+allow)
+    grep -qx in <<<"$out" && figs+=("alice allowed after $took s") || errs+=("alice denied though on_failure = allow")
+    ;;
+esac
+jline=$(ssh_root "journalctl --since '-3min' --no-pager -o cat | grep -m1 -i 'pam_contain'" || true)
+figs+=("journal: $(cut -c1-100 <<<"${jline:-none}")")
+
+# Put the box back: a fresh boot, with the bus.
+if reboot_and_wait; then
+    ssh_as alice true || errs+=("alice cannot log in after the reboot")
+else
+    errs+=("no boot after the dbus test")
+fi
+finish "$name"

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# apt-get remove, then a reboot: the PAM stack works without the module (ssh, su,
+# sudo, cron) and no contain units remain; purge then removes /etc/contain.
+set -euo pipefail
+. "$(dirname "$0")/../lib.sh"
+name=10-remove
+errs=()
+figs=()
+
+if ! ssh_root 'DEBIAN_FRONTEND=noninteractive apt-get remove -y -q contain' >"$VM_RUN_DIR/remove.log" 2>&1; then
+    fail "$name" "apt-get remove failed: $(tail -n1 "$VM_RUN_DIR/remove.log")"
+    exit 1
+fi
+# Right away, before any reboot: new logins must already work.
+ssh_as alice true || errs+=("alice cannot log in right after the remove")
+t=$SECONDS
+reboot_and_wait || { fail "$name" "no boot after remove"; exit 1; }
+figs+=("rebooted in $((SECONDS - t)) s")
+
+left=$(ssh_root 'grep -l pam_contain /etc/pam.d/* 2>/dev/null' || true)
+[ -z "$left" ] || errs+=("pam_contain still in $left")
+ssh_as alice true || errs+=("alice cannot ssh in")
+ssh_root 'su - alice -c true' || errs+=("su - alice fails")
+ssh_as admin 'sudo -n true' || errs+=("sudo fails")
+
+units=$(ssh_root 'find /run/systemd/generator* /etc/systemd/system /usr/lib/systemd/system /lib/systemd/system -name "*contain*" ! -name "contain-test*" ! -lname /dev/null 2>/dev/null' || true)
+[ -z "$units" ] || errs+=("contain units remain: $(tr '\n' ' ' <<<"$units")")
+active=$(ssh_root "systemctl list-units --all --no-legend 'contain*' | grep -v 'not-found\|masked\|contain-test'" || true)
+[ -z "$active" ] || errs+=("contain units loaded: $active")
+ssh_root 'test ! -e /run/systemd/oomd.conf.d/50-contain.conf' || errs+=("oomd drop-in remains")
+got=$(ssh_as alice 'cat /sys/fs/cgroup/user.slice/user-$(id -u).slice/memory.max')
+[ "$got" = max ] || errs+=("alice still capped at $got")
+figs+=("alice memory.max $got")
+ssh_root 'test -f /etc/contain/policy.toml' || errs+=("remove (not purge) dropped the conffile")
+
+ssh_root 'DEBIAN_FRONTEND=noninteractive apt-get purge -y -q contain' >>"$VM_RUN_DIR/remove.log" 2>&1 || errs+=("purge failed")
+ssh_root 'test ! -e /etc/contain' || errs+=("/etc/contain left after purge")
+ssh_as alice true || errs+=("alice cannot log in after purge")
+figs+=("purge removed /etc/contain")
+finish "$name"

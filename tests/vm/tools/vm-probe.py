@@ -1,0 +1,20 @@
+#!/usr/bin/python3
+"""A neighbour's latency probe: sleeps 10 ms in a loop and records how late it wakes.
+Runs until STOPFILE exists or SECONDS pass, then writes n/p50/p99/max (ms) to OUT."""
+import json
+import os
+import sys
+import time
+
+seconds, out, stopfile = float(sys.argv[1]), sys.argv[2], sys.argv[3]
+late = []
+end = time.monotonic() + seconds
+while time.monotonic() < end and not os.path.exists(stopfile):
+    t = time.monotonic()
+    time.sleep(0.01)
+    late.append((time.monotonic() - t - 0.01) * 1000)
+late.sort()
+pick = lambda q: round(late[min(len(late) - 1, int(q * len(late)))], 1) if late else None
+with open(out + ".tmp", "w") as f:
+    json.dump({"n": len(late), "p50": pick(0.5), "p99": pick(0.99), "max": pick(1.0)}, f)
+os.rename(out + ".tmp", out)
