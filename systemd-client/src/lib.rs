@@ -1,1 +1,314 @@
-//! placeholder
+//! Blocking calls to systemd's manager over the system bus.
+//!
+//! Each call builds its own connection inside one `zbus::block_on` and drops it before
+//! returning, all under one deadline: nothing is left running between calls, no helper thread
+//! outlives a call. That is what a PAM module inside sshd needs, and it costs ~1 ms a call.
+//!
+//! The bus is the system bus, or the address in `CONTAIN_SYSTEM_BUS_ADDRESS` (tests point it at
+//! a private dbus-daemon). The variable is read with `secure_getenv`, so it is ignored in a
+//! setuid program such as `su`, where the caller controls the environment; for the same reason
+//! `DBUS_SYSTEM_BUS_ADDRESS` is never read.
+
+#[cfg(feature = "fake")]
+pub mod fake;
+mod property;
+
+pub use property::{Property, Value, properties_for, scale_from_permyriad};
+
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures_core::Stream;
+use zbus::{DBusError, OwnedObjectPath, Variant};
+
+/// The environment variable naming another bus to talk to, for tests.
+pub const BUS_ADDRESS_ENV: &str = "CONTAIN_SYSTEM_BUS_ADDRESS";
+/// The system bus when nothing else is asked for.
+pub const SYSTEM_BUS_ADDRESS: &str = "unix:path=/run/dbus/system_bus_socket";
+
+/// Why a call to systemd did not succeed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// No connection to the bus: socket missing, refused, or authentication failed.
+    NoBus { address: String, reason: String },
+    /// The whole call, connection included, took longer than allowed.
+    Timeout { what: String, after: Duration },
+    /// systemd answered with a D-Bus error.
+    Method { name: String, message: String },
+    /// The job systemd queued ended with another result than `done`.
+    JobFailed { unit: String, result: String },
+    /// Anything else from the D-Bus layer: a malformed reply, a lost connection.
+    Bus(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NoBus { address, reason } => write!(
+                f,
+                "cannot connect to the system bus at {address}: {reason} (is dbus running?)"
+            ),
+            Error::Timeout { what, after } => {
+                write!(
+                    f,
+                    "{what}: no answer from systemd within {} ms",
+                    after.as_millis()
+                )
+            }
+            Error::Method { name, message } => write!(f, "systemd refused: {name}: {message}"),
+            Error::JobFailed { unit, result } => {
+                write!(
+                    f,
+                    "systemd's job for {unit} ended with result `{result}`, not `done`"
+                )
+            }
+            Error::Bus(e) => write!(f, "D-Bus error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<zbus::Error> for Error {
+    fn from(e: zbus::Error) -> Self {
+        match e {
+            zbus::Error::MethodError(name, message, _) => Error::Method {
+                name: name.to_string(),
+                message: message.unwrap_or_default(),
+            },
+            zbus::Error::FDO(fdo) => Error::from(*fdo),
+            other => Error::Bus(other.to_string()),
+        }
+    }
+}
+
+impl From<zbus::fdo::Error> for Error {
+    fn from(e: zbus::fdo::Error) -> Self {
+        match e {
+            zbus::fdo::Error::ZBus(z) => Error::from(z),
+            other => Error::Method {
+                name: other.name().to_string(),
+                message: other.description().unwrap_or_default().to_string(),
+            },
+        }
+    }
+}
+
+const SYSTEMD: &str = "org.freedesktop.systemd1";
+const MANAGER_PATH: &str = "/org/freedesktop/systemd1";
+const MANAGER: &str = "org.freedesktop.systemd1.Manager";
+/// Only the job signals, and only from the manager object.
+const JOB_REMOVED_RULE: &str = "type='signal',sender='org.freedesktop.systemd1',\
+    path='/org/freedesktop/systemd1',interface='org.freedesktop.systemd1.Manager',member='JobRemoved'";
+
+/// The bus address to use: `CONTAIN_SYSTEM_BUS_ADDRESS` when set (and not setuid), else the system bus.
+pub fn bus_address() -> String {
+    secure_env(BUS_ADDRESS_ENV).unwrap_or_else(|| SYSTEM_BUS_ADDRESS.to_string())
+}
+
+/// Reads an environment variable, except in a setuid or otherwise secure-mode process (as
+/// `secure_getenv` does), where the caller controls the environment.
+fn secure_env(name: &str) -> Option<String> {
+    // SAFETY: getauxval has no preconditions.
+    if unsafe { libc::getauxval(libc::AT_SECURE) } != 0 {
+        return None;
+    }
+    std::env::var(name).ok().filter(|s| !s.is_empty())
+}
+
+/// Runs `work` on a fresh connection under one deadline.
+///
+/// Everything zbus builds here lives and dies inside this `block_on`: the connection (its reader
+/// task is cancelled when the last handle goes), and no proxy or match-rule stream whose drop
+/// would queue a task (a `RemoveMatch`) for a helper thread to run after we return.
+fn with_bus<T, F, Fut>(what: &str, timeout: Duration, work: F) -> Result<T, Error>
+where
+    F: FnOnce(zbus::Connection) -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    let address = bus_address();
+    zbus::block_on(async {
+        let runtime = zruntime::SharedRuntime::current().map_err(|e| Error::Bus(e.to_string()))?;
+        let call = async {
+            let connection = zbus::connection::Builder::address(address.as_str())
+                .method_timeout(timeout)
+                .build()
+                .await
+                .map_err(|e| Error::NoBus {
+                    address: address.clone(),
+                    reason: e.to_string(),
+                })?;
+            work(connection).await
+        };
+        match runtime.timeout(timeout, call).await {
+            Ok(out) => out.map_err(|e| timed_out_io(e, what, timeout)),
+            Err(_) => Err(Error::Timeout {
+                what: what.to_string(),
+                after: timeout,
+            }),
+        }
+    })
+}
+
+async fn call_manager<B>(
+    connection: &zbus::Connection,
+    method: &str,
+    body: &B,
+) -> Result<zbus::Message, Error>
+where
+    B: serde::Serialize + zbus::DynamicType,
+{
+    Ok(connection
+        .call_method(Some(SYSTEMD), MANAGER_PATH, Some(MANAGER), method, body)
+        .await?)
+}
+
+/// zbus's own method timeout surfaces as an I/O error; report it as the timeout it is.
+fn timed_out_io(e: Error, what: &str, timeout: Duration) -> Error {
+    match &e {
+        Error::Bus(text) if text.contains("timed out") => Error::Timeout {
+            what: what.to_string(),
+            after: timeout,
+        },
+        _ => e,
+    }
+}
+
+type VariantProps<'a> = Vec<(&'a str, Variant<'a>)>;
+
+fn to_variants(props: &[Property]) -> VariantProps<'_> {
+    props.iter().map(|p| (p.name, p.value.to_variant())).collect()
+}
+
+/// Sets properties on a loaded unit (`systemctl set-property [--runtime]`).
+pub fn set_unit_properties(
+    unit: &str,
+    runtime: bool,
+    props: &[Property],
+    timeout: Duration,
+) -> Result<(), Error> {
+    let what = format!("SetUnitProperties({unit})");
+    with_bus(&what, timeout, |bus| async move {
+        call_manager(&bus, "SetUnitProperties", &(unit, runtime, to_variants(props))).await?;
+        Ok(())
+    })
+}
+
+/// Starts a transient scope `name` in `slice` holding `pids`, and waits for its start job to end.
+pub fn start_transient_scope(
+    name: &str,
+    slice: &str,
+    pids: &[u32],
+    props: &[Property],
+    timeout: Duration,
+) -> Result<(), Error> {
+    let what = format!("StartTransientUnit({name})");
+    with_bus(&what, timeout, |bus| async move {
+        let mut all = vec![
+            Property::new("Slice", Value::Str(slice.to_string())),
+            Property::new("PIDs", Value::U32Array(pids.to_vec())),
+            Property::new("Description", Value::Str(format!("contain: session in {slice}"))),
+            Property::new("CollectMode", Value::Str("inactive-or-failed".into())),
+        ];
+        all.extend_from_slice(props);
+        let mut jobs = watch_jobs(&bus).await?;
+        let aux: Vec<(&str, VariantProps<'_>)> = Vec::new();
+        let reply = call_manager(
+            &bus,
+            "StartTransientUnit",
+            &(name, "fail", to_variants(&all), aux),
+        )
+        .await?;
+        let job: OwnedObjectPath = reply.body().deserialize()?;
+        wait_job(&mut jobs, &job, name).await
+    })
+}
+
+/// `systemctl daemon-reload`: systemd answers once the reload is done.
+pub fn daemon_reload(timeout: Duration) -> Result<(), Error> {
+    with_bus("Reload", timeout, |bus| async move {
+        call_manager(&bus, "Reload", &()).await?;
+        Ok(())
+    })
+}
+
+/// `systemctl reload UNIT` (e.g. systemd-oomd.service after its drop-ins changed), waiting for the job.
+pub fn reload_unit(name: &str, timeout: Duration) -> Result<(), Error> {
+    let what = format!("ReloadUnit({name})");
+    with_bus(&what, timeout, |bus| async move {
+        let mut jobs = watch_jobs(&bus).await?;
+        let reply = call_manager(&bus, "ReloadUnit", &(name, "replace")).await?;
+        let job: OwnedObjectPath = reply.body().deserialize()?;
+        wait_job(&mut jobs, &job, name).await
+    })
+}
+
+/// Reads a `t` property of a unit, e.g. `("user-1000.slice", "org.freedesktop.systemd1.Slice", "MemoryMax")`.
+pub fn unit_property_u64(unit: &str, iface: &str, prop: &str, timeout: Duration) -> Result<u64, Error> {
+    let what = format!("Get({unit}, {prop})");
+    let path = contain_policy::unit::object_path(unit);
+    with_bus(&what, timeout, |bus| async move {
+        let reply = bus
+            .call_method(
+                Some(SYSTEMD),
+                path.as_str(),
+                Some("org.freedesktop.DBus.Properties"),
+                "Get",
+                &(iface, prop),
+            )
+            .await?;
+        let value: zbus::OwnedVariant = reply.body().deserialize()?;
+        u64::try_from(&*value).map_err(|e| Error::Bus(format!("{prop} of {unit} is not a u64: {e}")))
+    })
+}
+
+/// Every message the connection receives, with systemd's JobRemoved signals among them. The
+/// stream carries no match rule of its own (dropping one would queue a RemoveMatch task); the
+/// rule is added with a plain call and goes away with the connection.
+async fn watch_jobs(bus: &zbus::Connection) -> Result<zbus::MessageStream, Error> {
+    let stream = zbus::MessageStream::from(bus);
+    bus.call_method(
+        Some("org.freedesktop.DBus"),
+        "/org/freedesktop/DBus",
+        Some("org.freedesktop.DBus"),
+        "AddMatch",
+        &(JOB_REMOVED_RULE),
+    )
+    .await?;
+    Ok(stream)
+}
+
+async fn wait_job(jobs: &mut zbus::MessageStream, job: &OwnedObjectPath, unit: &str) -> Result<(), Error> {
+    loop {
+        let next = poll_fn(|cx| Pin::new(&mut *jobs).poll_next(cx)).await;
+        let message = match next {
+            Some(m) => m?,
+            None => {
+                return Err(Error::Bus(format!(
+                    "the bus closed before the job for {unit} ended"
+                )));
+            }
+        };
+        let header = message.header();
+        let is_job_removed = header.message_type() == zbus::message::Type::Signal
+            && header.interface().is_some_and(|i| i.as_str() == MANAGER)
+            && header.member().is_some_and(|m| m.as_str() == "JobRemoved");
+        if !is_job_removed {
+            continue;
+        }
+        let (_id, removed, _unit, result): (u32, OwnedObjectPath, String, String) =
+            message.body().deserialize()?;
+        if &removed != job {
+            continue;
+        }
+        return match result.as_str() {
+            "done" => Ok(()),
+            other => Err(Error::JobFailed {
+                unit: unit.to_string(),
+                result: other.to_string(),
+            }),
+        };
+    }
+}

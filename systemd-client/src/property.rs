@@ -1,0 +1,181 @@
+//! Unit properties as systemd's D-Bus API takes them (see `systemctl set-property`).
+
+use contain_policy::Limits;
+use contain_policy::value::{Permyriad, Size, Tasks};
+use std::fmt;
+use zbus::Variant;
+
+/// A property value with its D-Bus type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    /// `t`
+    U64(u64),
+    /// `u`
+    U32(u32),
+    /// `s`
+    Str(String),
+    /// `au`
+    U32Array(Vec<u32>),
+}
+
+impl Value {
+    pub(crate) fn to_variant(&self) -> Variant<'_> {
+        match self {
+            Value::U64(v) => Variant::from(*v),
+            Value::U32(v) => Variant::from(*v),
+            Value::Str(s) => Variant::from(s.as_str()),
+            Value::U32Array(a) => Variant::from(a.clone()),
+        }
+    }
+}
+
+/// One `Name=value` assignment for SetUnitProperties or StartTransientUnit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Property {
+    pub name: &'static str,
+    pub value: Value,
+}
+
+impl Property {
+    pub fn new(name: &'static str, value: Value) -> Self {
+        Property { name, value }
+    }
+
+    /// `ManagedOOMMemoryPressure=` (`auto` or `kill`).
+    pub fn managed_oom_memory_pressure(mode: &str) -> Self {
+        Property::new("ManagedOOMMemoryPressure", Value::Str(mode.to_string()))
+    }
+
+    /// `ManagedOOMMemoryPressureLimit=`, scaled as systemctl does.
+    pub fn managed_oom_memory_pressure_limit(limit: Permyriad) -> Self {
+        Property::new(
+            "ManagedOOMMemoryPressureLimit",
+            Value::U32(scale_from_permyriad(limit.0)),
+        )
+    }
+}
+
+impl fmt::Display for Property {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.value {
+            Value::U64(u64::MAX) => write!(f, "{}=infinity", self.name),
+            Value::U64(v) => write!(f, "{}={v}", self.name),
+            Value::U32(v) => write!(f, "{}={v}", self.name),
+            Value::Str(s) => write!(f, "{}={s}", self.name),
+            Value::U32Array(a) => {
+                let items: Vec<String> = a.iter().map(u32::to_string).collect();
+                write!(f, "{}={}", self.name, items.join(" "))
+            }
+        }
+    }
+}
+
+/// A share of 10000 as systemd's 32-bit scale, where `u32::MAX` is 100% (UINT32_SCALE_FROM_PERMYRIAD).
+pub fn scale_from_permyriad(permyriad: u32) -> u32 {
+    let p = u64::from(permyriad.min(10_000));
+    ((p * u64::from(u32::MAX) + 5_000) / 10_000) as u32
+}
+
+fn memory(name: &'static str, scale_name: &'static str, size: Size) -> Property {
+    match size {
+        Size::Bytes(b) => Property::new(name, Value::U64(b)),
+        // systemd refuses a zero scale; zero bytes is the same thing.
+        Size::Permyriad(0) => Property::new(name, Value::U64(0)),
+        Size::Permyriad(p) => Property::new(scale_name, Value::U32(scale_from_permyriad(p))),
+        Size::Infinity => Property::new(name, Value::U64(u64::MAX)),
+    }
+}
+
+/// The properties that put `limits` on a unit, in the order `Limits::assignments` gives.
+pub fn properties_for(limits: &Limits) -> Vec<Property> {
+    let mut out = Vec::new();
+    if let Some(s) = limits.memory_high {
+        out.push(memory("MemoryHigh", "MemoryHighScale", s));
+    }
+    if let Some(s) = limits.memory_max {
+        out.push(memory("MemoryMax", "MemoryMaxScale", s));
+    }
+    if let Some(s) = limits.memory_swap_max {
+        out.push(memory("MemorySwapMax", "MemorySwapMaxScale", s));
+    }
+    if let Some(t) = limits.tasks_max {
+        out.push(match t {
+            Tasks::Count(n) => Property::new("TasksMax", Value::U64(n)),
+            Tasks::Permyriad(p) => Property::new("TasksMaxScale", Value::U32(scale_from_permyriad(p))),
+            Tasks::Infinity => Property::new("TasksMax", Value::U64(u64::MAX)),
+        });
+    }
+    if let Some(w) = limits.cpu_weight {
+        out.push(Property::new("CPUWeight", Value::U64(u64::from(w))));
+    }
+    if let Some(w) = limits.io_weight {
+        out.push(Property::new("IOWeight", Value::U64(u64::from(w))));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scale_matches_systemd() {
+        assert_eq!(scale_from_permyriad(0), 0);
+        assert_eq!(scale_from_permyriad(10_000), u32::MAX);
+        // 50% of UINT32_MAX, rounded to closest: (5000 * 4294967295 + 5000) / 10000.
+        assert_eq!(scale_from_permyriad(5_000), 2_147_483_648);
+        assert_eq!(scale_from_permyriad(6_000), 2_576_980_377);
+        assert_eq!(scale_from_permyriad(20_000), u32::MAX);
+    }
+
+    #[test]
+    fn limits_become_typed_properties() {
+        let limits = Limits {
+            memory_high: Some(Size::Permyriad(4000)),
+            memory_max: Some(Size::Bytes(16 << 30)),
+            memory_swap_max: Some(Size::Bytes(0)),
+            tasks_max: Some(Tasks::Count(4096)),
+            cpu_weight: Some(100),
+            io_weight: Some(50),
+        };
+        let props = properties_for(&limits);
+        let shown: Vec<String> = props.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "MemoryHighScale=1717986918",
+                "MemoryMax=17179869184",
+                "MemorySwapMax=0",
+                "TasksMax=4096",
+                "CPUWeight=100",
+                "IOWeight=50"
+            ]
+        );
+        assert_eq!(props[0].value, Value::U32(1_717_986_918));
+        assert_eq!(props[1].value, Value::U64(16 << 30));
+    }
+
+    #[test]
+    fn infinity_and_shares() {
+        let limits = Limits {
+            memory_max: Some(Size::Infinity),
+            memory_swap_max: Some(Size::Permyriad(0)),
+            tasks_max: Some(Tasks::Permyriad(3300)),
+            ..Limits::default()
+        };
+        let shown: Vec<String> = properties_for(&limits).iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "MemoryMax=infinity",
+                "MemorySwapMax=0",
+                "TasksMaxScale=1417339207"
+            ]
+        );
+        assert!(properties_for(&Limits::default()).is_empty());
+        assert_eq!(
+            Property::managed_oom_memory_pressure_limit(Permyriad(6000)).to_string(),
+            "ManagedOOMMemoryPressureLimit=2576980377"
+        );
+    }
+}
