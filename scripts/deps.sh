@@ -12,6 +12,8 @@ apt_need() {
 
 # Unit checks (systemd-analyze verify) and the generator's tests.
 apt_need systemd
+# Benchmarks.
+apt_need hyperfine
 
 if ((${#missing[@]})); then
     echo "deps: installing ${missing[*]}"

@@ -1,5 +1,7 @@
 //! Reading /etc/passwd and /etc/group text without NSS: the generator runs before any NSS service.
 
+use std::collections::HashMap;
+
 /// A local account and the names of its groups (primary and supplementary).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Account {
@@ -10,17 +12,25 @@ pub struct Account {
 
 /// Parses passwd and group files; malformed lines are skipped, as libc's files backend does.
 pub fn parse_accounts(passwd: &str, group: &str) -> Vec<Account> {
-    let groups: Vec<(&str, u32, Vec<&str>)> = group
-        .lines()
-        .filter_map(|line| {
-            let mut f = line.split(':');
-            let name = f.next()?;
-            let _password = f.next()?;
-            let gid = f.next()?.parse().ok()?;
-            let members = f.next()?.split(',').filter(|m| !m.is_empty()).collect();
-            (!name.is_empty() && !name.starts_with('#')).then_some((name, gid, members))
-        })
-        .collect();
+    // Indexed by gid and by member: sites with 10,000 users have as many groups.
+    let mut by_gid: HashMap<u32, Vec<&str>> = HashMap::new();
+    let mut by_member: HashMap<&str, Vec<&str>> = HashMap::new();
+    for line in group.lines() {
+        let mut f = line.split(':');
+        let (Some(name), Some(_password), Some(gid), Some(members)) =
+            (f.next(), f.next(), f.next(), f.next())
+        else {
+            continue;
+        };
+        let Ok(gid) = gid.parse::<u32>() else { continue };
+        if name.is_empty() || name.starts_with('#') {
+            continue;
+        }
+        by_gid.entry(gid).or_default().push(name);
+        for m in members.split(',').filter(|m| !m.is_empty()) {
+            by_member.entry(m).or_default().push(name);
+        }
+    }
     passwd
         .lines()
         .filter_map(|line| {
@@ -31,15 +41,21 @@ pub fn parse_accounts(passwd: &str, group: &str) -> Vec<Account> {
             let uid: u32 = f[2].parse().ok()?;
             let gid: u32 = f[3].parse().ok()?;
             let name = f[0];
-            let names = groups
-                .iter()
-                .filter(|(_, g, members)| *g == gid || members.contains(&name))
-                .map(|(n, _, _)| n.to_string())
+            let mut groups: Vec<String> = by_gid
+                .get(&gid)
+                .into_iter()
+                .flatten()
+                .map(|g| g.to_string())
                 .collect();
+            for g in by_member.get(name).into_iter().flatten() {
+                if !groups.iter().any(|x| x == g) {
+                    groups.push(g.to_string());
+                }
+            }
             Some(Account {
                 name: name.to_string(),
                 uid,
-                groups: names,
+                groups,
             })
         })
         .collect()

@@ -722,6 +722,7 @@ fn build_overrides(d: &mut Diags, top: &Reader, defaults: &Limits) -> Vec<Overri
         return Vec::new();
     };
     let mut out: Vec<Override> = Vec::new();
+    let mut first_at: std::collections::HashMap<Selector, usize> = std::collections::HashMap::new();
     for item in items {
         let Kind::Table(entries) = &item.kind else {
             d.error(
@@ -763,14 +764,12 @@ fn build_overrides(d: &mut Diags, top: &Reader, defaults: &Limits) -> Vec<Overri
             continue;
         }
         let selector = selectors.remove(0);
-        if let Some(first) = out.iter().find(|o| o.selector == selector) {
-            d.error(
-                at,
-                format!("a second override for {selector}"),
-                Some(format!("the first is at {}; merge them into one", first.origin)),
-            );
+        if let Some(&first) = first_at.get(&selector) {
+            let help = format!("the first is at {}; merge them into one", out[first].origin);
+            d.error(at, format!("a second override for {selector}"), Some(help));
             continue;
         }
+        first_at.insert(selector.clone(), out.len());
         if limits.is_empty() {
             d.error(
                 at,

@@ -41,7 +41,8 @@ pub fn render(policy: &Policy, accounts: &[Account]) -> Rendered {
     user_slice.extend(policing(&policy.users.policing));
     dropin("user.slice", DROPIN, "Slice", user_slice);
 
-    let mut seen = std::collections::BTreeSet::new();
+    let index = policy.override_index();
+    let mut seen = std::collections::HashSet::new();
     let root = Account {
         name: "root".into(),
         uid: 0,
@@ -52,9 +53,9 @@ pub fn render(policy: &Policy, accounts: &[Account]) -> Rendered {
             continue;
         }
         let groups: Vec<&str> = account.groups.iter().map(String::as_str).collect();
-        let lines = match policy.resolve(account.uid, &account.name, &groups) {
+        let lines = match index.resolve(account.uid, &account.name, &groups) {
             Resolution::Exempt(_) => uncapped(&policy.users.limits),
-            Resolution::Capped(eff) if policy.has_override_for(account.uid, &account.name, &groups) => {
+            Resolution::Capped(eff) if index.has_override_for(account.uid, &account.name, &groups) => {
                 assignments(&eff.limits())
             }
             Resolution::Capped(_) => continue,
