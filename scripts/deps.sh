@@ -14,6 +14,9 @@ apt_need() {
 apt_need systemd
 # Benchmarks.
 apt_need hyperfine
+# pam_contain: link against libpam; its tests run real Linux-PAM (pamtester under pam_wrapper)
+# against a private dbus-daemon.
+apt_need libpam0g-dev libpam-wrapper pamtester dbus
 
 if ((${#missing[@]})); then
     echo "deps: installing ${missing[*]}"
