@@ -16,7 +16,7 @@ apt_need systemd
 apt_need hyperfine
 # pam_contain: link against libpam; its tests run real Linux-PAM (pamtester under pam_wrapper)
 # against a private dbus-daemon.
-apt_need libpam0g-dev libpam-wrapper pamtester dbus
+apt_need libpam0g-dev libpam-wrapper libnss-wrapper pamtester dbus
 
 if ((${#missing[@]})); then
     echo "deps: installing ${missing[*]}"
