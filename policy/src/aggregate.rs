@@ -118,7 +118,7 @@ impl fmt::Display for Aggregate {
                         t.count,
                         t.what,
                         size(t.each),
-                        size(t.each.map(|e| e * t.count as u64))
+                        size(t.each.map(|e| e.saturating_mul(t.count as u64)))
                     )
                 };
                 if let Some(note) = &t.note {
