@@ -1,0 +1,448 @@
+//! Ending a runaway: lower the cgroup's memory.max to its current usage so the kernel's memcg
+//! OOM killer picks the victim inside that cgroup only (largest, respecting oom_score_adj),
+//! then put memory.max back. The restore happens on every path, including a panic, and
+//! after a crash at the next start (from a record written before lowering).
+
+use crate::cgroupfs::{self, Proc};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// How long to wait for the kernel's OOM kill after lowering memory.max.
+    pub kill_wait: Duration,
+    /// How long to wait for the victim to leave the cgroup, for the report.
+    pub gone_wait: Duration,
+    pub poll: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Timing {
+        Timing {
+            kill_wait: Duration::from_secs(5),
+            gone_wait: Duration::from_secs(2),
+            poll: Duration::from_millis(50),
+        }
+    }
+}
+
+/// What happened to memory.max afterwards.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Restore {
+    /// Put back to the value it had.
+    Restored,
+    /// Someone else (systemd, an admin) set it meanwhile: their value was kept.
+    LeftAlone(String),
+}
+
+#[derive(Debug)]
+pub struct Ended {
+    /// memory.max as it was (systemd's value), as the kernel printed it.
+    pub original_max: String,
+    pub lowered_to: u64,
+    /// memory.current just before acting.
+    pub usage: u64,
+    /// The kernel's oom_kill counter rose.
+    pub killed: bool,
+    /// The process that left the cgroup (the largest if several), else the predicted one.
+    pub victim: Option<Proc>,
+    /// The victim is confirmed gone from the cgroup.
+    pub gone: bool,
+    /// Every pid in the cgroup before acting, to match the kernel's report.
+    pub pids_before: Vec<u32>,
+    pub restore: io::Result<Restore>,
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if p > 0 { p as u64 } else { 4096 }
+}
+
+fn oom_kills(dir: &Path) -> io::Result<u64> {
+    Ok(cgroupfs::flat_key(
+        &fs::read_to_string(dir.join("memory.events"))?,
+        "oom_kill",
+    ))
+}
+
+/// Restores memory.max when dropped, unless already restored: no early return, error or panic
+/// can leave a cgroup squeezed to its usage.
+struct MaxGuard {
+    file: PathBuf,
+    original: String,
+    lowered: u64,
+    pending: PathBuf,
+    armed: bool,
+}
+
+impl MaxGuard {
+    fn restore(&mut self) -> io::Result<Restore> {
+        self.armed = false;
+        let mut last = None;
+        for attempt in 0..3 {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            match restore_if_ours(&self.file, &self.original, self.lowered) {
+                Ok(r) => {
+                    let _ = fs::remove_file(&self.pending);
+                    return Ok(r);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        // The pending record stays: the next start tries again.
+        Err(last.unwrap_or_else(|| io::Error::other("restore failed")))
+    }
+}
+
+impl Drop for MaxGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.restore();
+        }
+    }
+}
+
+/// Writes `original` back unless memory.max no longer holds the value we lowered it to.
+fn restore_if_ours(file: &Path, original: &str, lowered: u64) -> io::Result<Restore> {
+    let now = fs::read_to_string(file)?;
+    let now = now.trim();
+    if now.parse::<u64>().ok() != Some(lowered) {
+        return Ok(Restore::LeftAlone(now.to_string()));
+    }
+    fs::write(file, original)?;
+    Ok(Restore::Restored)
+}
+
+/// Puts back a memory.max a crashed earlier run left lowered. Returns what it did, for the log.
+pub fn recover_pending(cgroup_root: &Path, pending: &Path) -> Option<(String, io::Result<Restore>)> {
+    let text = fs::read_to_string(pending).ok()?;
+    let mut fields = text.trim_end_matches('\n').split('\t');
+    let (Some(cgroup), Some(original), Some(lowered)) = (fields.next(), fields.next(), fields.next()) else {
+        let _ = fs::remove_file(pending);
+        return None;
+    };
+    let lowered: u64 = lowered.parse().ok()?;
+    let file = cgroup_root
+        .join(cgroup.trim_start_matches('/'))
+        .join("memory.max");
+    let result = restore_if_ours(&file, original, lowered);
+    if result.is_ok() || !file.exists() {
+        let _ = fs::remove_file(pending);
+    }
+    Some((cgroup.to_string(), result))
+}
+
+/// Ends the runaway in the cgroup at `dir` (`cgroup` is its path for the crash record).
+pub fn end_runaway(
+    dir: &Path,
+    cgroup: &str,
+    proc_root: &Path,
+    pending: &Path,
+    timing: &Timing,
+) -> io::Result<Ended> {
+    let before = cgroupfs::processes(dir, proc_root);
+    let oom_before = oom_kills(dir)?;
+    let max_file = dir.join("memory.max");
+    let original = fs::read_to_string(&max_file)?.trim().to_string();
+    let usage: u64 = fs::read_to_string(dir.join("memory.current"))?
+        .trim()
+        .parse()
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "memory.current"))?;
+    let page = page_size();
+    let target = usage / page * page;
+    if target == 0
+        || cgroupfs::parse_limit(&original)
+            .flatten()
+            .is_some_and(|m| m <= target)
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("usage {usage} is not below memory.max {original}: nothing to lower"),
+        ));
+    }
+    let predicted = cgroupfs::likely_victim(&before, target).cloned();
+
+    if let Err(e) =
+        contain_generator::write_atomic(pending, format!("{cgroup}\t{original}\t{target}\n").as_bytes())
+    {
+        eprintln!(
+            "contain-watchdog: cannot record {} (a crash now would leave memory.max lowered): {e}",
+            pending.display()
+        );
+    }
+    let mut guard = MaxGuard {
+        file: max_file.clone(),
+        original: original.clone(),
+        lowered: target,
+        pending: pending.to_path_buf(),
+        armed: true,
+    };
+    // The kernel may reclaim and OOM-kill inside this write already; it returns when done.
+    fs::write(&max_file, target.to_string())?;
+
+    let deadline = Instant::now() + timing.kill_wait;
+    let mut killed = false;
+    loop {
+        if oom_kills(dir).is_ok_and(|n| n > oom_before) {
+            killed = true;
+            break;
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(timing.poll);
+    }
+    // The kill is done (or did not come): give the cgroup its ceiling back at once.
+    let restore = guard.restore();
+
+    let mut victim = predicted;
+    let mut gone = false;
+    if killed {
+        let deadline = Instant::now() + timing.gone_wait;
+        loop {
+            let now = cgroupfs::processes(dir, proc_root);
+            let left = before
+                .iter()
+                .filter(|p| !cgroupfs::alive_in(&now, p.pid))
+                .max_by_key(|p| p.size);
+            if let Some(p) = left {
+                victim = Some(p.clone());
+                gone = true;
+                break;
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(timing.poll);
+        }
+    }
+    Ok(Ended {
+        original_max: original,
+        lowered_to: target,
+        usage,
+        killed,
+        victim,
+        gone,
+        pids_before: before.iter().map(|p| p.pid).collect(),
+        restore,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    const M: u64 = 1 << 20;
+
+    /// A fake cgroup with two processes in a fake /proc.
+    struct Fake {
+        _dir: tempfile::TempDir,
+        cg: PathBuf,
+        proc_root: PathBuf,
+        pending: PathBuf,
+    }
+
+    fn fake(max: &str) -> Fake {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cg = dir.path().join("cg/user.slice/user-1001.slice");
+        let proc_root = dir.path().join("proc");
+        fs::create_dir_all(cg.join("session-3.scope")).expect("mkdir");
+        fs::write(cg.join("memory.max"), format!("{max}\n")).expect("w");
+        fs::write(cg.join("memory.current"), format!("{}\n", 707 * M + 123)).expect("w");
+        fs::write(
+            cg.join("memory.events"),
+            "low 0\nhigh 1836\nmax 0\noom 0\noom_kill 0\n",
+        )
+        .expect("w");
+        fs::write(cg.join("cgroup.procs"), "").expect("w");
+        fs::write(cg.join("session-3.scope/cgroup.procs"), "100\n200\n").expect("w");
+        for (pid, name, kb) in [(100, "bash", 4_000), (200, "stress-ng", 700_000)] {
+            let d = proc_root.join(pid.to_string());
+            fs::create_dir_all(&d).expect("mkdir");
+            fs::write(
+                d.join("status"),
+                format!("Name:\t{name}\nState:\tS (sleeping)\nVmRSS:\t{kb} kB\n"),
+            )
+            .expect("w");
+        }
+        let pending = dir.path().join("state/watchdog.restore");
+        Fake {
+            _dir: dir,
+            cg,
+            proc_root,
+            pending,
+        }
+    }
+
+    /// Plays the kernel: when memory.max drops below the usage, kill the largest process.
+    fn kernel(f: &Fake, kill: bool) -> (Arc<AtomicBool>, std::thread::JoinHandle<Vec<String>>) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let cg = f.cg.clone();
+        let initial = fs::read_to_string(cg.join("memory.max")).expect("read");
+        let handle = std::thread::spawn(move || {
+            let mut seen = vec![initial.trim().to_string()];
+            loop {
+                // One last look after the stop, so the final value is always recorded.
+                let stopping = s.load(Ordering::Relaxed);
+                let max = fs::read_to_string(cg.join("memory.max")).unwrap_or_default();
+                let max = max.trim().to_string();
+                // A read between the truncate and the write of fs::write sees nothing.
+                if !max.is_empty() && seen.last() != Some(&max) {
+                    seen.push(max.clone());
+                }
+                if kill && max.parse::<u64>().is_ok_and(|m| m < 800 * M) {
+                    let _ = fs::write(cg.join("session-3.scope/cgroup.procs"), "100\n");
+                    let _ = fs::write(
+                        cg.join("memory.events"),
+                        "low 0\nhigh 1836\nmax 1\noom 1\noom_kill 1\n",
+                    );
+                }
+                if stopping {
+                    return seen;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        (stop, handle)
+    }
+
+    fn fast() -> Timing {
+        Timing {
+            kill_wait: Duration::from_millis(600),
+            gone_wait: Duration::from_millis(300),
+            poll: Duration::from_millis(10),
+        }
+    }
+
+    #[test]
+    fn lowers_to_usage_waits_for_the_kill_and_restores() {
+        let f = fake("838860800");
+        let (stop, kernel) = kernel(&f, true);
+        let ended = end_runaway(
+            &f.cg,
+            "/user.slice/user-1001.slice",
+            &f.proc_root,
+            &f.pending,
+            &fast(),
+        )
+        .expect("acted");
+        stop.store(true, Ordering::Relaxed);
+        let seen = kernel.join().expect("kernel thread");
+        let page = page_size();
+        let lowered = ((707 * M + 123) / page * page).to_string();
+        // The sequence the kernel saw: systemd's value, lowered to the usage, systemd's value again.
+        assert_eq!(
+            seen,
+            vec!["838860800".to_string(), lowered, "838860800".to_string()]
+        );
+        assert!(ended.killed);
+        assert!(ended.gone);
+        assert_eq!(
+            ended.victim.map(|v| (v.pid, v.comm)),
+            Some((200, "stress-ng".into()))
+        );
+        assert_eq!(ended.restore.expect("restored"), Restore::Restored);
+        assert!(
+            !f.pending.exists(),
+            "the crash record is removed after the restore"
+        );
+    }
+
+    #[test]
+    fn restores_even_when_no_kill_comes() {
+        let f = fake("max");
+        let (stop, kernel) = kernel(&f, false);
+        let ended = end_runaway(
+            &f.cg,
+            "/user.slice/user-1001.slice",
+            &f.proc_root,
+            &f.pending,
+            &fast(),
+        )
+        .expect("acted");
+        stop.store(true, Ordering::Relaxed);
+        let seen = kernel.join().expect("kernel thread");
+        assert!(!ended.killed);
+        assert!(!ended.gone);
+        // The prediction is still reported, unconfirmed.
+        assert_eq!(ended.victim.map(|v| v.pid), Some(200));
+        assert_eq!(seen.first().map(String::as_str), Some("max"));
+        assert_eq!(seen.last().map(String::as_str), Some("max"));
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        assert_eq!(fs::read_to_string(f.cg.join("memory.max")).expect("read"), "max");
+    }
+
+    #[test]
+    fn a_value_set_by_someone_else_meanwhile_is_kept() {
+        let f = fake("838860800");
+        let file = f.cg.join("memory.max");
+        let mut guard = MaxGuard {
+            file: file.clone(),
+            original: "838860800".into(),
+            lowered: 1000 * 4096,
+            pending: f.pending.clone(),
+            armed: true,
+        };
+        fs::write(&file, "999999488").expect("w");
+        assert_eq!(
+            guard.restore().expect("ok"),
+            Restore::LeftAlone("999999488".into())
+        );
+        assert_eq!(fs::read_to_string(&file).expect("read"), "999999488");
+    }
+
+    #[test]
+    fn a_panic_between_lower_and_restore_still_restores() {
+        let f = fake("838860800");
+        let file = f.cg.join("memory.max");
+        let r = std::panic::catch_unwind(|| {
+            let _guard = MaxGuard {
+                file: file.clone(),
+                original: "838860800".into(),
+                lowered: 4096 * 10,
+                pending: f.pending.clone(),
+                armed: true,
+            };
+            fs::write(&file, (4096 * 10).to_string()).expect("w");
+            panic!("something went wrong mid-action");
+        });
+        assert!(r.is_err());
+        assert_eq!(fs::read_to_string(&file).expect("read"), "838860800");
+    }
+
+    #[test]
+    fn a_crash_record_is_restored_at_the_next_start() {
+        let f = fake("40960");
+        let root = f.cg.parent().and_then(Path::parent).expect("root").to_path_buf();
+        fs::create_dir_all(f.pending.parent().expect("dir")).expect("mkdir");
+        fs::write(&f.pending, "/user.slice/user-1001.slice\t838860800\t40960\n").expect("w");
+        let (cg, r) = recover_pending(&root, &f.pending).expect("recovered");
+        assert_eq!(cg, "/user.slice/user-1001.slice");
+        assert_eq!(r.expect("ok"), Restore::Restored);
+        assert_eq!(
+            fs::read_to_string(f.cg.join("memory.max")).expect("read"),
+            "838860800"
+        );
+        assert!(!f.pending.exists());
+        assert!(recover_pending(&root, &f.pending).is_none());
+    }
+
+    #[test]
+    fn nothing_is_lowered_when_usage_is_already_at_max() {
+        let f = fake(&(707 * M).to_string());
+        let err = end_runaway(&f.cg, "/x", &f.proc_root, &f.pending, &fast()).expect_err("refused");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(
+            fs::read_to_string(f.cg.join("memory.max")).expect("read").trim(),
+            (707 * M).to_string()
+        );
+    }
+}

@@ -1,0 +1,621 @@
+//! The event loop: one thread, one poll(2) over inotify (memory.events of every capped cgroup
+//! and the directories they appear in), a signalfd and /dev/kmsg. Idle, it sleeps until the
+//! kernel reports something or the slow rescan is due; a cgroup is sampled once a second only
+//! while it is being pushed over its memory.high.
+
+use crate::act::{self, Restore};
+use crate::cgroupfs::{self, Kind, Target};
+use crate::decide::{Rules, Sample, Tracker, Verdict};
+use crate::kmsg::{KernelKill, Kmsg};
+use crate::report::{self, Counters, Kill, Paths, Reason};
+use crate::sys::{self, Inotify, Signals};
+use contain_generator::Outcome;
+use contain_policy::Policy;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+pub fn log(prio: u8, msg: &str) {
+    // systemd reads the `<N>` prefix on stderr as the journal priority.
+    eprintln!("<{prio}>{msg}");
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub paths: Paths,
+    pub timing: act::Timing,
+    /// Sampling interval of a cgroup that is over its memory.high.
+    pub tick_ms: u64,
+    /// The safety-net rescan of every capped cgroup.
+    pub rescan_ms: u64,
+    /// How long after its last memory.events change a cgroup keeps being sampled.
+    pub hot_ms: u64,
+    /// How long the kernel gets to print its report of an OOM kill we saw counted.
+    pub report_delay_ms: u64,
+}
+
+impl Config {
+    pub fn from_env() -> Config {
+        Config {
+            paths: Paths::from_env(),
+            timing: act::Timing::default(),
+            tick_ms: 1000,
+            rescan_ms: 30_000,
+            hot_ms: 3000,
+            report_delay_ms: 300,
+        }
+    }
+}
+
+struct Watched {
+    target: Target,
+    tracker: Tracker,
+    wd: Option<i32>,
+    hot_until_ms: u64,
+}
+
+impl Watched {
+    fn hot(&self, now: u64) -> bool {
+        now < self.hot_until_ms || self.tracker.episode().is_some()
+    }
+}
+
+/// OOM kills counted in a cgroup, waiting briefly for the kernel's report naming the victim.
+struct SeenKills {
+    cgroup: String,
+    count: u64,
+    due_ms: u64,
+    sample: Sample,
+}
+
+pub struct Daemon {
+    cfg: Config,
+    policy: Policy,
+    rules: Rules,
+    inotify: Inotify,
+    kmsg: Option<Kmsg>,
+    watched: BTreeMap<String, Watched>,
+    wd_cgroup: HashMap<i32, String>,
+    wd_dir: HashMap<i32, PathBuf>,
+    counters: Counters,
+    start: Instant,
+    next_rescan_ms: u64,
+    rescan_soon: bool,
+    seen: Vec<SeenKills>,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Hold after a disabled watchdog saw a runaway: say so once in a while, not every second.
+const DISABLED_HOLD_MS: u64 = 600_000;
+
+impl Daemon {
+    pub fn new(cfg: Config) -> io::Result<Daemon> {
+        if let Some((cgroup, result)) =
+            act::recover_pending(&cfg.paths.cgroup_root, &cfg.paths.pending_restore())
+        {
+            match result {
+                Ok(Restore::Restored) => log(
+                    4,
+                    &format!("restored memory.max of {cgroup}, left lowered by an earlier run"),
+                ),
+                Ok(Restore::LeftAlone(v)) => {
+                    log(5, &format!("memory.max of {cgroup} was reset meanwhile to {v}"))
+                }
+                Err(e) => log(
+                    2,
+                    &format!("cannot restore memory.max of {cgroup}, left lowered by an earlier run: {e}"),
+                ),
+            }
+        }
+        let kmsg = cfg.paths.kmsg.as_ref().and_then(|p| match Kmsg::open(p) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                log(
+                    4,
+                    &format!(
+                        "cannot read kernel reports from {}: {e}; victims are found from /proc alone",
+                        p.display()
+                    ),
+                );
+                None
+            }
+        });
+        let counters = Counters::resume(&cfg.paths.counters(), unix_now());
+        let policy = contain_policy::builtin_default();
+        let rules = Rules::with_grace(policy.watchdog.grace.as_millis());
+        let mut d = Daemon {
+            cfg,
+            policy,
+            rules,
+            inotify: Inotify::new()?,
+            kmsg,
+            watched: BTreeMap::new(),
+            wd_cgroup: HashMap::new(),
+            wd_dir: HashMap::new(),
+            counters,
+            start: Instant::now(),
+            next_rescan_ms: 0,
+            rescan_soon: false,
+            seen: Vec::new(),
+        };
+        d.load_policy();
+        Ok(d)
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    fn load_policy(&mut self) {
+        let loaded = contain_generator::load(&self.cfg.paths.policy);
+        for e in &loaded.errors {
+            log(3, e);
+        }
+        match loaded.outcome {
+            Outcome::Applied => {}
+            Outcome::Default => log(5, "no policy file: using the built-in default policy"),
+            Outcome::Fallback => log(3, "the policy is invalid: using the built-in default policy"),
+        }
+        self.policy = loaded.policy;
+        self.rules = Rules::with_grace(self.policy.watchdog.grace.as_millis());
+        if self.policy.watchdog.enabled {
+            log(
+                6,
+                &format!(
+                    "ending runaways throttled at memory.high for {}",
+                    self.policy.watchdog.grace
+                ),
+            );
+        } else {
+            log(
+                5,
+                "[watchdog] enabled = false: watching only, runaways throttled at memory.high are left alone",
+            );
+        }
+    }
+
+    /// Brings the watched set in line with the cgroups present and the policy, then samples all.
+    fn rescan(&mut self) {
+        let root = self.cfg.paths.cgroup_root.clone();
+        let targets = cgroupfs::discover(&root, &self.policy, &sys::user_name);
+        let keep: BTreeSet<&str> = targets.iter().map(|t| t.cgroup.as_str()).collect();
+        let gone: Vec<String> = self
+            .watched
+            .keys()
+            .filter(|k| !keep.contains(k.as_str()))
+            .cloned()
+            .collect();
+        for cgroup in gone {
+            self.forget(&cgroup);
+        }
+        for target in targets {
+            if let Some(w) = self.watched.get_mut(&target.cgroup) {
+                w.target = target;
+                continue;
+            }
+            let events = root
+                .join(target.cgroup.trim_start_matches('/'))
+                .join("memory.events");
+            let wd = match self.inotify.add(&events, libc::IN_MODIFY) {
+                Ok(wd) => {
+                    self.wd_cgroup.insert(wd, target.cgroup.clone());
+                    Some(wd)
+                }
+                Err(e) => {
+                    log(4, &format!("cannot watch {}: {e}", events.display()));
+                    None
+                }
+            };
+            self.watched.insert(
+                target.cgroup.clone(),
+                Watched {
+                    target,
+                    tracker: Tracker::default(),
+                    wd,
+                    hot_until_ms: 0,
+                },
+            );
+        }
+        let cgroups: Vec<String> = self.watched.keys().cloned().collect();
+        for cgroup in cgroups {
+            self.sample(&cgroup);
+        }
+
+        let desired: BTreeSet<PathBuf> = cgroupfs::parent_dirs(&self.policy)
+            .iter()
+            .map(|d| cgroupfs::nearest_existing(&root, d))
+            .collect();
+        self.wd_dir.retain(|wd, dir| {
+            let keep = desired.contains(dir);
+            if !keep {
+                self.inotify.remove(*wd);
+            }
+            keep
+        });
+        for dir in desired {
+            if self.wd_dir.values().any(|d| *d == dir) {
+                continue;
+            }
+            match self.inotify.add(
+                &root.join(&dir),
+                libc::IN_CREATE | libc::IN_DELETE | libc::IN_ONLYDIR,
+            ) {
+                Ok(wd) => {
+                    self.wd_dir.insert(wd, dir);
+                }
+                Err(e) => log(4, &format!("cannot watch {}: {e}", root.join(&dir).display())),
+            }
+        }
+
+        if self.counters.watching != self.watched.len() {
+            self.counters.watching = self.watched.len();
+            self.save_counters();
+        }
+        sys::sd_notify(&format!("STATUS=watching {} capped cgroups", self.watched.len()));
+        self.next_rescan_ms = self.now_ms() + self.cfg.rescan_ms;
+        self.rescan_soon = false;
+    }
+
+    fn forget(&mut self, cgroup: &str) {
+        if let Some(w) = self.watched.remove(cgroup)
+            && let Some(wd) = w.wd
+        {
+            self.inotify.remove(wd);
+            self.wd_cgroup.remove(&wd);
+        }
+    }
+
+    fn dir_of(&self, cgroup: &str) -> PathBuf {
+        self.cfg.paths.cgroup_root.join(cgroup.trim_start_matches('/'))
+    }
+
+    /// Reads one cgroup and acts on what the decision says.
+    fn sample(&mut self, cgroup: &str) {
+        let now = self.now_ms();
+        let dir = self.dir_of(cgroup);
+        let rules = self.rules;
+        let Some(w) = self.watched.get_mut(cgroup) else {
+            return;
+        };
+        let sample = match cgroupfs::read_sample(&dir, now) {
+            Ok(s) => s,
+            Err(e) => {
+                if e.kind() == io::ErrorKind::NotFound {
+                    self.rescan_soon = true;
+                } else {
+                    log(4, &format!("cannot read {}: {e}", dir.display()));
+                }
+                return;
+            }
+        };
+        let obs = w.tracker.observe(sample.clone(), &rules);
+        if obs.new_oom_kills > 0 {
+            self.seen.push(SeenKills {
+                cgroup: cgroup.to_string(),
+                count: obs.new_oom_kills,
+                due_ms: now + self.cfg.report_delay_ms,
+                sample: sample.clone(),
+            });
+        }
+        match obs.verdict {
+            Verdict::Act { since_ms, .. } if self.policy.watchdog.enabled => {
+                self.act(cgroup, &sample, now.saturating_sub(since_ms));
+            }
+            Verdict::Act { since_ms, .. } => {
+                log(
+                    5,
+                    &format!(
+                        "{cgroup} has been throttled at memory.high for {}s; [watchdog] enabled = false, so it is left to hang",
+                        now.saturating_sub(since_ms) / 1000
+                    ),
+                );
+                w.tracker.acted(now, None, DISABLED_HOLD_MS);
+            }
+            Verdict::Relieved { lasted_ms } if lasted_ms >= 2000 => {
+                log(
+                    6,
+                    &format!("{cgroup} recovered after {}s at memory.high", lasted_ms / 1000),
+                );
+            }
+            _ => {}
+        }
+    }
+
+    fn act(&mut self, cgroup: &str, before: &Sample, throttled_ms: u64) {
+        let dir = self.dir_of(cgroup);
+        let result = act::end_runaway(
+            &dir,
+            cgroup,
+            &self.cfg.paths.proc_root,
+            &self.cfg.paths.pending_restore(),
+            &self.cfg.timing,
+        );
+        let now = self.now_ms();
+        let after = cgroupfs::read_sample(&dir, now).ok();
+        let grace = self.rules.grace_ms;
+        let Some(w) = self.watched.get_mut(cgroup) else {
+            return;
+        };
+        w.tracker.acted(now, after, grace);
+        let target = w.target.clone();
+        let ended = match result {
+            Ok(e) => e,
+            Err(e) => {
+                log(4, &format!("cannot end the runaway in {cgroup}: {e}"));
+                return;
+            }
+        };
+        match &ended.restore {
+            Ok(Restore::Restored) => {}
+            Ok(Restore::LeftAlone(v)) => log(
+                5,
+                &format!("memory.max of {cgroup} was set to {v} meanwhile; kept"),
+            ),
+            Err(e) => log(
+                2,
+                &format!(
+                    "cannot restore memory.max of {cgroup} to {}: {e}; it stays at {} until the next start or daemon-reload",
+                    ended.original_max, ended.lowered_to
+                ),
+            ),
+        }
+        if !ended.killed {
+            log(
+                4,
+                &format!(
+                    "lowered memory.max of {cgroup} to its usage {} but the kernel killed nothing within {}s (every process oom_score_adj -1000?); restored {}",
+                    ended.lowered_to,
+                    self.cfg.timing.kill_wait.as_secs(),
+                    ended.original_max
+                ),
+            );
+            return;
+        }
+        let uid = match &target.kind {
+            Kind::User { uid, .. } => Some(*uid),
+            _ => None,
+        };
+        let kernel = self.kernel_report(cgroup, &ended.pids_before, uid);
+        let (pid, comm) = match (&kernel, &ended.victim) {
+            (Some(k), _) => (Some(k.pid), Some(k.comm.clone())),
+            (None, Some(v)) => (Some(v.pid), Some(v.comm.clone())),
+            (None, None) => (None, None),
+        };
+        if kernel.is_none() && !ended.gone {
+            log(
+                5,
+                &format!("{cgroup}: the OOM victim could not be confirmed; reporting the largest process"),
+            );
+        }
+        let kill = Kill {
+            time: unix_now(),
+            uid,
+            user: user_of(&target.kind),
+            cgroup: cgroup.to_string(),
+            pid,
+            comm,
+            usage: ended.usage,
+            high: before.high,
+            max: cgroupfs::parse_limit(&ended.original_max).flatten(),
+            reason: Reason::Throttled,
+            throttled_secs: Some(throttled_ms.div_ceil(1000)),
+            no_swap: no_swap(&dir),
+        };
+        self.report(&target, &kill);
+    }
+
+    fn kernel_report(&mut self, cgroup: &str, pids: &[u32], uid: Option<u32>) -> Option<KernelKill> {
+        let k = self.kmsg.as_mut()?;
+        k.drain();
+        k.claim(cgroup, pids, uid)
+    }
+
+    /// Reports the OOM kills the kernel made on its own, once its report had time to appear.
+    fn report_seen(&mut self) {
+        let now = self.now_ms();
+        let (due, later): (Vec<SeenKills>, Vec<SeenKills>) = std::mem::take(&mut self.seen)
+            .into_iter()
+            .partition(|s| s.due_ms <= now);
+        self.seen = later;
+        for s in due {
+            let Some(target) = self.watched.get(&s.cgroup).map(|w| w.target.clone()) else {
+                continue;
+            };
+            let uid = match &target.kind {
+                Kind::User { uid, .. } => Some(*uid),
+                _ => None,
+            };
+            for _ in 0..s.count.min(16) {
+                let kernel = self.kernel_report(&s.cgroup, &[], uid);
+                let reason = match &kernel {
+                    None => Reason::Oom,
+                    Some(k) if k.constraint.as_deref() == Some("CONSTRAINT_NONE") => Reason::SystemOom,
+                    Some(k) => match k.oom_memcg.as_deref() {
+                        Some(m) if m == s.cgroup || m.starts_with(&format!("{}/", s.cgroup)) => {
+                            Reason::MemoryMax
+                        }
+                        Some(_) => Reason::ParentLimit,
+                        None => Reason::Oom,
+                    },
+                };
+                let kill = Kill {
+                    time: unix_now(),
+                    uid,
+                    user: user_of(&target.kind),
+                    cgroup: s.cgroup.clone(),
+                    pid: kernel.as_ref().map(|k| k.pid),
+                    comm: kernel.map(|k| k.comm),
+                    usage: s.sample.current,
+                    high: s.sample.high,
+                    max: s.sample.max,
+                    reason,
+                    throttled_secs: None,
+                    no_swap: no_swap(&self.dir_of(&s.cgroup)),
+                };
+                self.report(&target, &kill);
+            }
+        }
+    }
+
+    fn report(&mut self, target: &Target, kill: &Kill) {
+        report::journal(&self.cfg.paths.journal_socket, &kill.journal_fields());
+        if let Kind::User { uid, .. } = target.kind
+            && let Err(e) = report::add_notice(&self.cfg.paths.notice_dir, uid, &kill.notice())
+        {
+            log(4, &format!("cannot leave a notice for uid {uid}: {e}"));
+        }
+        self.counters.record(kill);
+        self.save_counters();
+    }
+
+    fn save_counters(&self) {
+        if let Err(e) = self.counters.save(&self.cfg.paths.counters()) {
+            log(
+                4,
+                &format!("cannot write {}: {e}", self.cfg.paths.counters().display()),
+            );
+        }
+    }
+
+    /// How long poll may sleep: until the next hot sample, pending report or rescan.
+    fn timeout_ms(&self) -> i32 {
+        let now = self.now_ms();
+        let mut until = self.next_rescan_ms;
+        for w in self.watched.values() {
+            if w.hot(now) {
+                let next = w.tracker.last().map_or(now, |s| s.at_ms + self.cfg.tick_ms);
+                until = until.min(next);
+            }
+        }
+        for s in &self.seen {
+            until = until.min(s.due_ms);
+        }
+        until.saturating_sub(now).min(i32::MAX as u64) as i32
+    }
+
+    fn handle_inotify(&mut self) {
+        let now = self.now_ms();
+        let hot_ms = self.cfg.hot_ms;
+        let mut wake = Vec::new();
+        for ev in self.inotify.read() {
+            if ev.mask & libc::IN_IGNORED != 0 {
+                // The watched file or directory is gone (a logout, a stopped service).
+                if let Some(cgroup) = self.wd_cgroup.remove(&ev.wd) {
+                    if let Some(w) = self.watched.get_mut(&cgroup) {
+                        w.wd = None;
+                    }
+                    self.forget(&cgroup);
+                }
+                if self.wd_dir.remove(&ev.wd).is_some() {
+                    self.rescan_soon = true;
+                }
+                continue;
+            }
+            if self.wd_dir.contains_key(&ev.wd) {
+                self.rescan_soon = true;
+                continue;
+            }
+            if let Some(cgroup) = self.wd_cgroup.get(&ev.wd)
+                && let Some(w) = self.watched.get_mut(cgroup)
+            {
+                if !w.hot(now) {
+                    wake.push(cgroup.clone());
+                }
+                w.hot_until_ms = now + hot_ms;
+            }
+        }
+        // A cgroup that just became active is sampled at once: the baseline for its deltas.
+        for cgroup in wake {
+            self.sample(&cgroup);
+        }
+    }
+
+    fn sample_due(&mut self) {
+        let now = self.now_ms();
+        let due: Vec<String> = self
+            .watched
+            .iter()
+            .filter(|(_, w)| w.hot(now) && w.tracker.last().is_none_or(|s| now >= s.at_ms + self.cfg.tick_ms))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for cgroup in due {
+            self.sample(&cgroup);
+        }
+    }
+
+    /// Runs until SIGTERM or SIGINT.
+    pub fn run(&mut self, signals: &Signals) -> io::Result<()> {
+        self.rescan();
+        self.save_counters();
+        log(6, &format!("watching {} capped cgroups", self.watched.len()));
+        sys::sd_notify("READY=1");
+        loop {
+            let mut fds = vec![
+                libc::pollfd {
+                    fd: signals.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.inotify.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            if let Some(k) = &self.kmsg {
+                fds.push(libc::pollfd {
+                    fd: k.fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+            }
+            sys::poll(&mut fds, self.timeout_ms())?;
+            if fds[0].revents != 0 {
+                for sig in signals.read() {
+                    if sig == libc::SIGHUP {
+                        sys::sd_notify("RELOADING=1");
+                        self.load_policy();
+                        // Trackers keep their state: a reload does not restart anyone's grace.
+                        self.rescan();
+                        sys::sd_notify("READY=1");
+                    } else {
+                        log(6, "stopping");
+                        sys::sd_notify("STOPPING=1");
+                        return Ok(());
+                    }
+                }
+            }
+            if fds.get(2).is_some_and(|f| f.revents != 0)
+                && let Some(k) = self.kmsg.as_mut()
+            {
+                k.drain();
+            }
+            if fds[1].revents != 0 {
+                self.handle_inotify();
+            }
+            if self.rescan_soon || self.now_ms() >= self.next_rescan_ms {
+                self.rescan();
+            }
+            self.sample_due();
+            self.report_seen();
+        }
+    }
+}
+
+fn user_of(kind: &Kind) -> Option<String> {
+    match kind {
+        Kind::User { name, .. } => Some(name.clone()),
+        _ => None,
+    }
+}
+
+fn no_swap(dir: &std::path::Path) -> bool {
+    std::fs::read_to_string(dir.join("memory.swap.max")).is_ok_and(|t| t.trim() == "0")
+}

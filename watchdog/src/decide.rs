@@ -1,0 +1,446 @@
+//! The decision, pure: given successive samples of one cgroup, has it sat throttled at its
+//! memory.high for longer than the grace period without relief? No I/O, no clock: every
+//! sample carries its own time, so tests script time as they script the files.
+
+/// One reading of a cgroup's memory files.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Sample {
+    /// Monotonic milliseconds.
+    pub at_ms: u64,
+    /// memory.current, bytes.
+    pub current: u64,
+    /// memory.high, `None` for `max`.
+    pub high: Option<u64>,
+    /// memory.max, `None` for `max`.
+    pub max: Option<u64>,
+    /// memory.events `high`: times the cgroup was pushed into reclaim for exceeding memory.high.
+    pub high_events: u64,
+    /// memory.events `oom_kill`.
+    pub oom_kills: u64,
+    /// memory.pressure `some total=` in microseconds; `None` where the kernel has no PSI.
+    pub stall_us: Option<u64>,
+}
+
+/// Thresholds of the decision. The defaults are what the VM measurements support.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rules {
+    /// How long a cgroup may stay throttled before its runaway is ended.
+    pub grace_ms: u64,
+    /// "At the ceiling": usage at least this share of memory.high (per mille).
+    pub near_high_permille: u64,
+    /// "Stalled": tasks waited on memory at least this share of the interval (per mille).
+    /// A throttled runaway with no swap stalls ~90%; reclaiming clean page cache barely stalls,
+    /// so a big file copy sitting at memory.high is never mistaken for a runaway.
+    pub min_stall_permille: u64,
+    /// "Relief": usage fell this share of memory.high (per mille) below the episode's peak.
+    pub relief_permille: u64,
+    /// Deltas over a longer interval than this are too coarse to start the grace clock early.
+    pub max_interval_ms: u64,
+}
+
+impl Rules {
+    pub fn with_grace(grace_ms: u64) -> Rules {
+        Rules {
+            grace_ms,
+            near_high_permille: 950,
+            min_stall_permille: 300,
+            relief_permille: 50,
+            max_interval_ms: 2_500,
+        }
+    }
+}
+
+/// A stretch of continuous throttling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Episode {
+    pub since_ms: u64,
+    /// Highest usage seen during the episode.
+    pub peak: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing to do: not throttled, or no memory.high below memory.max.
+    Calm,
+    /// Throttled, but for less than the grace period.
+    Throttled { since_ms: u64 },
+    /// An episode ended: usage fell, or throttling stopped. The cgroup recovered by itself.
+    Relieved { lasted_ms: u64 },
+    /// Throttled for the grace period without relief: end the runaway.
+    Act { since_ms: u64, peak: u64 },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Observation {
+    pub verdict: Verdict,
+    /// OOM kills the kernel made in this cgroup since the previous sample.
+    pub new_oom_kills: u64,
+}
+
+/// The decision state of one cgroup.
+#[derive(Clone, Debug, Default)]
+pub struct Tracker {
+    prev: Option<Sample>,
+    episode: Option<Episode>,
+    /// No new action before this time: the last one gets a grace period to show its effect.
+    hold_until_ms: u64,
+}
+
+impl Tracker {
+    pub fn episode(&self) -> Option<Episode> {
+        self.episode
+    }
+
+    pub fn last(&self) -> Option<&Sample> {
+        self.prev.as_ref()
+    }
+
+    /// Takes the next sample and says what it means.
+    pub fn observe(&mut self, sample: Sample, rules: &Rules) -> Observation {
+        let Some(prev) = self.prev.replace(sample.clone()) else {
+            return Observation {
+                verdict: Verdict::Calm,
+                new_oom_kills: 0,
+            };
+        };
+        // A counter that went backwards means the cgroup was removed and created again.
+        let new_oom_kills = sample.oom_kills.saturating_sub(prev.oom_kills);
+        let verdict = match (throttled(&prev, &sample, rules), self.episode) {
+            (false, None) => Verdict::Calm,
+            (false, Some(ep)) => {
+                self.episode = None;
+                Verdict::Relieved {
+                    lasted_ms: sample.at_ms.saturating_sub(ep.since_ms),
+                }
+            }
+            (true, None) => {
+                let interval = sample.at_ms.saturating_sub(prev.at_ms);
+                let since_ms = if interval <= rules.max_interval_ms {
+                    prev.at_ms
+                } else {
+                    sample.at_ms
+                };
+                self.episode = Some(Episode {
+                    since_ms,
+                    peak: sample.current,
+                });
+                self.judge(&sample, rules)
+            }
+            (true, Some(mut ep)) => {
+                let relief = sample.high.unwrap_or(0) / 1000 * rules.relief_permille;
+                if sample.current + relief < ep.peak {
+                    self.episode = None;
+                    return Observation {
+                        verdict: Verdict::Relieved {
+                            lasted_ms: sample.at_ms.saturating_sub(ep.since_ms),
+                        },
+                        new_oom_kills,
+                    };
+                }
+                ep.peak = ep.peak.max(sample.current);
+                self.episode = Some(ep);
+                self.judge(&sample, rules)
+            }
+        };
+        Observation {
+            verdict,
+            new_oom_kills,
+        }
+    }
+
+    fn judge(&self, sample: &Sample, rules: &Rules) -> Verdict {
+        let Some(ep) = self.episode else {
+            return Verdict::Calm;
+        };
+        if sample.at_ms.saturating_sub(ep.since_ms) >= rules.grace_ms && sample.at_ms >= self.hold_until_ms {
+            Verdict::Act {
+                since_ms: ep.since_ms,
+                peak: ep.peak,
+            }
+        } else {
+            Verdict::Throttled {
+                since_ms: ep.since_ms,
+            }
+        }
+    }
+
+    /// Records an action: the episode is over, and no new action comes for `hold_ms` (at least
+    /// a grace period, for the last one to show its effect). `after` is a fresh sample, so the
+    /// kill itself is not counted again as one seen later.
+    pub fn acted(&mut self, now_ms: u64, after: Option<Sample>, hold_ms: u64) {
+        self.episode = None;
+        self.hold_until_ms = now_ms + hold_ms;
+        if let Some(s) = after {
+            self.prev = Some(s);
+        }
+    }
+}
+
+/// Was the cgroup throttled at its memory.high during the interval between two samples?
+fn throttled(prev: &Sample, now: &Sample, rules: &Rules) -> bool {
+    let Some(high) = now.high else {
+        return false;
+    };
+    // memory.high at or above memory.max never throttles: the kernel OOM-kills at max itself.
+    if now.max.is_some_and(|max| high >= max) {
+        return false;
+    }
+    if now.high_events <= prev.high_events {
+        return false;
+    }
+    if (now.current as u128) * 1000 < (high as u128) * (rules.near_high_permille as u128) {
+        return false;
+    }
+    match (prev.stall_us, now.stall_us) {
+        (Some(a), Some(b)) => {
+            let interval_us = now.at_ms.saturating_sub(prev.at_ms).max(1) * 1000;
+            b.saturating_sub(a) * 1000 >= interval_us * rules.min_stall_permille
+        }
+        // No PSI: high events at the ceiling are all there is to go by.
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const M: u64 = 1 << 20;
+
+    /// A scripted cgroup: 600M high, 800M max, counters that move as the test says.
+    struct Script {
+        s: Sample,
+    }
+
+    impl Script {
+        fn new() -> Script {
+            Script {
+                s: Sample {
+                    at_ms: 0,
+                    current: 100 * M,
+                    high: Some(600 * M),
+                    max: Some(800 * M),
+                    high_events: 0,
+                    oom_kills: 0,
+                    stall_us: Some(0),
+                },
+            }
+        }
+        /// One second later, with `usage`, `high_events` more reclaim events, `stall` per mille stalled.
+        fn step(&mut self, usage: u64, high_events: u64, stall_permille: u64) -> Sample {
+            self.s.at_ms += 1000;
+            self.s.current = usage;
+            self.s.high_events += high_events;
+            self.s.stall_us = self.s.stall_us.map(|t| t + stall_permille * 1000);
+            self.s.clone()
+        }
+    }
+
+    fn run(tracker: &mut Tracker, samples: impl IntoIterator<Item = Sample>) -> Vec<Verdict> {
+        let rules = Rules::with_grace(10_000);
+        samples
+            .into_iter()
+            .map(|s| tracker.observe(s, &rules).verdict)
+            .collect()
+    }
+
+    #[test]
+    fn a_runaway_stuck_at_high_is_ended_after_the_grace_period() {
+        let mut sc = Script::new();
+        let mut t = Tracker::default();
+        let mut samples = vec![sc.step(300 * M, 0, 0)];
+        // Throttled from second 1 on, creeping up slowly (as measured: ~0.6 MiB/s).
+        for i in 0..12 {
+            samples.push(sc.step(700 * M + i * M / 2, 10, 920));
+        }
+        let v = run(&mut t, samples);
+        assert_eq!(v[0], Verdict::Calm);
+        assert_eq!(v[1], Verdict::Throttled { since_ms: 1000 });
+        // Grace counts from the start of the first throttled interval: act at 1 s + 10 s.
+        let first_act = v.iter().position(|v| matches!(v, Verdict::Act { .. }));
+        assert_eq!(first_act, Some(10), "{v:?}");
+        assert!(matches!(v[10], Verdict::Act { since_ms: 1000, .. }));
+        assert!(
+            v[2..10]
+                .iter()
+                .all(|v| *v == Verdict::Throttled { since_ms: 1000 })
+        );
+    }
+
+    #[test]
+    fn a_spike_that_recedes_is_left_alone() {
+        let mut sc = Script::new();
+        let mut t = Tracker::default();
+        let mut samples = vec![sc.step(300 * M, 0, 0)];
+        for _ in 0..6 {
+            samples.push(sc.step(650 * M, 10, 900));
+        }
+        // The job freed memory: back well under the ceiling, no more reclaim.
+        for _ in 0..20 {
+            samples.push(sc.step(400 * M, 0, 0));
+        }
+        let v = run(&mut t, samples);
+        assert!(!v.iter().any(|v| matches!(v, Verdict::Act { .. })), "{v:?}");
+        assert_eq!(v[7], Verdict::Relieved { lasted_ms: 7000 });
+    }
+
+    #[test]
+    fn falling_usage_while_still_reclaiming_is_relief() {
+        let mut sc = Script::new();
+        let mut t = Tracker::default();
+        let mut samples = vec![sc.step(300 * M, 0, 0)];
+        for _ in 0..5 {
+            samples.push(sc.step(720 * M, 10, 900));
+        }
+        // Still at the ceiling and reclaiming, but 60M lower than the peak: making progress.
+        samples.push(sc.step(660 * M, 10, 900));
+        for _ in 0..8 {
+            samples.push(sc.step(660 * M, 10, 900));
+        }
+        let v = run(&mut t, samples);
+        assert_eq!(v[6], Verdict::Relieved { lasted_ms: 6000 });
+        // A new episode starts; it has not lasted the grace period yet.
+        assert!(!v.iter().any(|v| matches!(v, Verdict::Act { .. })), "{v:?}");
+    }
+
+    #[test]
+    fn page_cache_churn_at_high_without_stall_is_not_a_runaway() {
+        let mut sc = Script::new();
+        let mut t = Tracker::default();
+        let mut samples = vec![sc.step(300 * M, 0, 0)];
+        // A big file copy: usage pinned at high, reclaim events rising, but reclaim is cheap.
+        for _ in 0..30 {
+            samples.push(sc.step(600 * M, 50, 20));
+        }
+        let v = run(&mut t, samples);
+        assert!(v.iter().all(|v| *v == Verdict::Calm), "{v:?}");
+    }
+
+    #[test]
+    fn idle_at_high_without_reclaim_is_not_a_runaway() {
+        let mut sc = Script::new();
+        let mut t = Tracker::default();
+        let samples: Vec<_> = (0..30).map(|_| sc.step(650 * M, 0, 0)).collect();
+        assert!(run(&mut t, samples).iter().all(|v| *v == Verdict::Calm));
+    }
+
+    #[test]
+    fn below_the_ceiling_is_not_throttled_even_with_events() {
+        let mut sc = Script::new();
+        let mut t = Tracker::default();
+        // 500M of 600M: events from a child's own limit, say, but this cgroup is not at its high.
+        let samples: Vec<_> = (0..30).map(|_| sc.step(500 * M, 10, 900)).collect();
+        assert!(run(&mut t, samples).iter().all(|v| *v == Verdict::Calm));
+    }
+
+    #[test]
+    fn no_high_below_max_means_no_action() {
+        for (high, max) in [
+            (None, Some(800 * M)),
+            (Some(800 * M), Some(800 * M)),
+            (None, None),
+        ] {
+            let mut sc = Script::new();
+            sc.s.high = high;
+            sc.s.max = max;
+            let mut t = Tracker::default();
+            let samples: Vec<_> = (0..30).map(|_| sc.step(800 * M, 10, 900)).collect();
+            assert!(run(&mut t, samples).iter().all(|v| *v == Verdict::Calm));
+        }
+    }
+
+    #[test]
+    fn a_gap_in_throttling_restarts_the_grace_clock() {
+        let mut sc = Script::new();
+        let mut t = Tracker::default();
+        let mut samples = vec![sc.step(300 * M, 0, 0)];
+        for _ in 0..8 {
+            samples.push(sc.step(700 * M, 10, 900));
+        }
+        samples.push(sc.step(700 * M, 0, 0));
+        for _ in 0..8 {
+            samples.push(sc.step(700 * M, 10, 900));
+        }
+        let v = run(&mut t, samples);
+        assert!(matches!(v[9], Verdict::Relieved { .. }));
+        assert!(!v.iter().any(|v| matches!(v, Verdict::Act { .. })), "{v:?}");
+    }
+
+    #[test]
+    fn a_stale_previous_sample_does_not_start_the_clock_early() {
+        let mut sc = Script::new();
+        let rules = Rules::with_grace(10_000);
+        let mut t = Tracker::default();
+        t.observe(sc.s.clone(), &rules);
+        // 30 s later (the periodic rescan), throttled during the whole interval.
+        sc.s.at_ms = 30_000;
+        sc.s.current = 700 * M;
+        sc.s.high_events = 300;
+        sc.s.stall_us = Some(28_000_000);
+        let v = t.observe(sc.s.clone(), &rules).verdict;
+        assert_eq!(v, Verdict::Throttled { since_ms: 30_000 });
+    }
+
+    #[test]
+    fn after_an_action_the_next_one_waits_a_full_grace_period() {
+        let mut sc = Script::new();
+        let rules = Rules::with_grace(10_000);
+        let mut t = Tracker::default();
+        t.observe(sc.step(300 * M, 0, 0), &rules);
+        let mut acted_at = None;
+        for _ in 0..12 {
+            let s = sc.step(700 * M, 10, 900);
+            if let Verdict::Act { .. } = t.observe(s.clone(), &rules).verdict {
+                acted_at = Some(s.at_ms);
+                // Say the kill failed: the cgroup stays throttled.
+                let after = sc.step(700 * M, 10, 900);
+                t.acted(after.at_ms, Some(after), rules.grace_ms);
+                break;
+            }
+        }
+        let acted_at = acted_at.expect("acted");
+        let mut next = None;
+        for _ in 0..15 {
+            let s = sc.step(700 * M, 10, 900);
+            if let Verdict::Act { .. } = t.observe(s.clone(), &rules).verdict {
+                next = Some(s.at_ms);
+                break;
+            }
+        }
+        let next = next.expect("acted again");
+        assert!(
+            next - acted_at >= 10_000,
+            "acted again after {} ms",
+            next - acted_at
+        );
+    }
+
+    #[test]
+    fn oom_kills_are_counted_once_and_a_reset_counter_is_not_negative() {
+        let mut sc = Script::new();
+        let rules = Rules::with_grace(10_000);
+        let mut t = Tracker::default();
+        t.observe(sc.step(300 * M, 0, 0), &rules);
+        sc.s.oom_kills = 2;
+        assert_eq!(t.observe(sc.step(300 * M, 0, 0), &rules).new_oom_kills, 2);
+        assert_eq!(t.observe(sc.step(300 * M, 0, 0), &rules).new_oom_kills, 0);
+        sc.s.oom_kills = 0;
+        assert_eq!(t.observe(sc.step(300 * M, 0, 0), &rules).new_oom_kills, 0);
+    }
+
+    #[test]
+    fn without_psi_high_events_at_the_ceiling_decide() {
+        let mut sc = Script::new();
+        sc.s.stall_us = None;
+        let mut t = Tracker::default();
+        let mut samples = vec![sc.step(300 * M, 0, 0)];
+        for _ in 0..12 {
+            samples.push(sc.step(700 * M, 10, 0));
+        }
+        assert!(
+            run(&mut t, samples)
+                .iter()
+                .any(|v| matches!(v, Verdict::Act { .. }))
+        );
+    }
+}

@@ -1,0 +1,11 @@
+//! contain-watchdog: ends a runaway that sits throttled at its memory.high (with no swap it
+//! would hang there forever) by letting the kernel's OOM killer choose the victim inside that
+//! cgroup only, and tells the journal, `containctl` and the user.
+
+pub mod act;
+pub mod cgroupfs;
+pub mod daemon;
+pub mod decide;
+pub mod kmsg;
+pub mod report;
+pub mod sys;
