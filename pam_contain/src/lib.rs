@@ -1,1 +1,114 @@
-//! placeholder
+//! pam_contain: puts every login inside its user's capped `user-UID.slice` before the shell starts.
+//!
+//! The PAM entry points are a thin shell over [`session::open_session`]; the decision is the pure
+//! [`decide::decide`]. Built with panic=unwind: pam-bindings catches a panic at the boundary and
+//! returns PAM_ABORT, so a bug here fails one login and never kills sshd.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod account;
+pub mod args;
+pub mod decide;
+pub mod session;
+pub mod system;
+
+use pam::constants::{PAM_SILENT, PAM_TEXT_INFO, PamFlag, PamResultCode};
+use pam::conv::Conv;
+use pam::items::{Tty, User};
+use pam::module::{PamHandle, PamHooks};
+use session::{Answer, Host, Level};
+use std::ffi::{CStr, CString, c_char, c_int};
+
+#[link(name = "pam")]
+unsafe extern "C" {
+    /// Linux-PAM's logger: authpriv, prefixed `pam_contain(SERVICE:session):` like every module.
+    fn pam_syslog(pamh: *const PamHandle, priority: c_int, fmt: *const c_char, ...);
+}
+
+struct PamHost<'a> {
+    pamh: &'a PamHandle,
+    debug: bool,
+    silent: bool,
+}
+
+impl Host for PamHost<'_> {
+    fn log(&self, level: Level, message: &str) {
+        if level == Level::Debug && !self.debug {
+            return;
+        }
+        let priority = match level {
+            Level::Err => libc::LOG_ERR,
+            Level::Warning => libc::LOG_WARNING,
+            Level::Notice => libc::LOG_NOTICE,
+            Level::Info => libc::LOG_INFO,
+            Level::Debug => libc::LOG_DEBUG,
+        };
+        let text = CString::new(message.replace('\0', "?")).unwrap_or_default();
+        // SAFETY: pamh is the live handle of this call; "%s" takes exactly the one C string given.
+        unsafe { pam_syslog(self.pamh, priority, c"%s".as_ptr(), text.as_ptr()) };
+    }
+
+    fn tell(&self, text: &str) -> bool {
+        if self.silent {
+            return false;
+        }
+        match self.pamh.get_item::<Conv>() {
+            Ok(Some(conv)) => conv.send(PAM_TEXT_INFO, text).is_ok(),
+            _ => false,
+        }
+    }
+}
+
+fn item_text(item: Option<&CStr>) -> Option<String> {
+    item.and_then(|c| c.to_str().ok()).map(str::to_owned)
+}
+
+struct PamContain;
+pam::pam_hooks!(PamContain);
+
+impl PamHooks for PamContain {
+    fn sm_open_session(pamh: &mut PamHandle, args: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
+        let (args, warnings) = args::parse(args.iter().filter_map(|a| a.to_str().ok()));
+        let user = item_text(pamh.get_item::<User>().ok().flatten().map(|u| u.0));
+        let tty = item_text(pamh.get_item::<Tty>().ok().flatten().map(|t| t.0));
+        let host = PamHost {
+            pamh,
+            debug: args.debug,
+            silent: flags & PAM_SILENT != 0,
+        };
+        for w in &warnings {
+            host.log(Level::Warning, w);
+        }
+        #[allow(clippy::panic)]
+        if args.panic_for_test {
+            panic!("panic_for_test: a bug must fail this login, not its host");
+        }
+        match session::open_session(
+            &host,
+            &args,
+            user.as_deref(),
+            session::interactive_tty(tty.as_deref()),
+        ) {
+            Answer::Success => PamResultCode::PAM_SUCCESS,
+            Answer::Denied => PamResultCode::PAM_SESSION_ERR,
+        }
+    }
+
+    fn sm_close_session(pamh: &mut PamHandle, args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        let (args, _) = args::parse(args.iter().filter_map(|a| a.to_str().ok()));
+        let user = item_text(pamh.get_item::<User>().ok().flatten().map(|u| u.0));
+        let host = PamHost {
+            pamh,
+            debug: args.debug,
+            silent: true,
+        };
+        host.log(
+            Level::Debug,
+            &format!(
+                "session closed for {}; nothing to undo",
+                user.as_deref().unwrap_or("(unknown user)")
+            ),
+        );
+        PamResultCode::PAM_SUCCESS
+    }
+}
