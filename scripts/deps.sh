@@ -17,6 +17,8 @@ apt_need hyperfine
 # pam_contain: link against libpam; its tests run real Linux-PAM (pamtester under pam_wrapper)
 # against a private dbus-daemon.
 apt_need libpam0g-dev libpam-wrapper libnss-wrapper pamtester dbus
+# containctl: its metrics are checked with Prometheus's own text-format parser (python3).
+apt_need python3 python3-prometheus-client
 
 if ((${#missing[@]})); then
     echo "deps: installing ${missing[*]}"

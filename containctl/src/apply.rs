@@ -1,0 +1,206 @@
+//! `containctl apply`: put an edited policy in force without a reboot.
+
+use crate::caps::{Machine, Mismatch, compare};
+use crate::cgroup::{Stats, children};
+use crate::host::Host;
+use crate::render::{self, FileDiff, State};
+use crate::status::user_limits;
+use contain_generator::{Loaded, Outcome};
+use contain_systemd::{Error as BusError, daemon_reload, properties_for, reload_unit, set_unit_properties};
+use serde::Serialize;
+use std::time::Duration;
+
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(120);
+const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+const OOMD: &str = "systemd-oomd.service";
+
+#[derive(Serialize)]
+pub struct SliceChange {
+    pub unit: String,
+    pub user: Option<String>,
+    /// What differed from the policy before apply.
+    pub changed: Vec<Mismatch>,
+    /// What still differs afterwards (should be empty).
+    pub remaining: Vec<Mismatch>,
+    pub error: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct Report {
+    pub files: Vec<FileDiff>,
+    pub reloaded: bool,
+    pub slices: Vec<SliceChange>,
+    pub oomd: String,
+    pub errors: Vec<String>,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.errors.is_empty()
+            && self
+                .slices
+                .iter()
+                .all(|s| s.error.is_none() && s.remaining.is_empty())
+    }
+}
+
+pub fn run(host: &Host, loaded: &Loaded) -> Report {
+    let mut report = Report {
+        files: Vec::new(),
+        reloaded: false,
+        slices: Vec::new(),
+        oomd: String::new(),
+        errors: Vec::new(),
+    };
+    if loaded.outcome == Outcome::Fallback {
+        report.errors.push(format!(
+            "the policy is invalid; nothing was applied (a reload now would put the built-in default in force): {}",
+            loaded.errors.join("; ")
+        ));
+        return report;
+    }
+    report.files = render::diff(host, loaded)
+        .into_iter()
+        .filter(|d| d.state != State::Same)
+        .collect();
+
+    // 1. The generator rewrites the units; systemd re-reads them.
+    match daemon_reload(RELOAD_TIMEOUT) {
+        Ok(()) => report.reloaded = true,
+        Err(e) => {
+            report.errors.push(format!("daemon-reload failed: {e}"));
+            return report;
+        }
+    }
+
+    // 2. Running user slices: runtime properties win over every drop-in, pam_contain's old
+    //    repairs included, so set the policy's values there too.
+    let m = Machine::of(host);
+    for cg in children(host, "/user.slice", |n| {
+        n.starts_with("user-") && n.ends_with(".slice")
+    }) {
+        let unit = cg.rsplit('/').next().unwrap_or_default().to_string();
+        let Some(uid) = unit
+            .strip_prefix("user-")
+            .and_then(|s| s.strip_suffix(".slice"))
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let (user, limits) = user_limits(&loaded.policy, host, uid);
+        let props = properties_for(&limits);
+        if props.is_empty() {
+            continue;
+        }
+        let dir = host.cgroup(&cg);
+        let changed = compare(&m, &limits, &Stats::read(&dir));
+        let error = set_unit_properties(&unit, true, &props, CALL_TIMEOUT)
+            .err()
+            .map(|e| format!("SetUnitProperties failed: {e}"));
+        let remaining = if error.is_none() && host.is_live() {
+            compare(&m, &limits, &Stats::read(&dir))
+        } else {
+            Vec::new()
+        };
+        report.slices.push(SliceChange {
+            unit,
+            user,
+            changed,
+            remaining,
+            error,
+        });
+    }
+
+    // 3. oomd re-reads its drop-in on reload (systemd >= 254); older ones must restart.
+    report.oomd = if !host.is_running("systemd-oomd") {
+        "systemd-oomd is not running: nothing to reload".into()
+    } else {
+        match reload_unit(OOMD, CALL_TIMEOUT) {
+            Ok(()) => "systemd-oomd reloaded its configuration".into(),
+            Err(BusError::Method { message, .. }) if message.contains("not applicable") => {
+                match restart_oomd(host) {
+                    Ok(()) => {
+                        "systemd-oomd cannot reload on this systemd version; restarted it instead".into()
+                    }
+                    Err(e) => {
+                        report.errors.push(e.clone());
+                        e
+                    }
+                }
+            }
+            Err(e) => {
+                let e = format!("reloading systemd-oomd failed: {e}");
+                report.errors.push(e.clone());
+                e
+            }
+        }
+    };
+    report
+}
+
+fn restart_oomd(host: &Host) -> Result<(), String> {
+    if !host.is_live() {
+        return Err("would restart systemd-oomd (not on a fixture root)".into());
+    }
+    let status = std::process::Command::new("systemctl")
+        .args(["try-restart", OOMD])
+        .status()
+        .map_err(|e| format!("cannot run systemctl: {e}"))?;
+    status
+        .success()
+        .then_some(())
+        .ok_or_else(|| format!("systemctl try-restart {OOMD} failed ({status})"))
+}
+
+pub fn print(r: &Report) -> String {
+    let mut out = String::new();
+    if r.files.is_empty() {
+        out.push_str("Generated units: unchanged.\n");
+    } else {
+        out.push_str("Generated units changed:\n");
+        for f in &r.files {
+            out.push_str(&format!("  {:?}: {}\n", f.state, f.path).to_lowercase());
+        }
+    }
+    if r.reloaded {
+        out.push_str("systemd reloaded (the generator ran again).\n");
+    }
+    for s in &r.slices {
+        let who = s.user.as_deref().map_or(String::new(), |u| format!(" ({u})"));
+        if let Some(e) = &s.error {
+            out.push_str(&format!("{}{who}: {e}\n", s.unit));
+        } else if s.changed.is_empty() {
+            out.push_str(&format!("{}{who}: caps already right\n", s.unit));
+        } else {
+            let what: Vec<String> = s
+                .changed
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{} {} → {}",
+                        m.property,
+                        m.live.as_deref().unwrap_or("?"),
+                        m.policy
+                    )
+                })
+                .collect();
+            out.push_str(&format!("{}{who}: {}\n", s.unit, what.join(", ")));
+        }
+        for m in &s.remaining {
+            out.push_str(&format!(
+                "  still wrong: {} is {}, the policy says {}\n",
+                m.property,
+                m.live.as_deref().unwrap_or("?"),
+                m.policy
+            ));
+        }
+    }
+    if !r.oomd.is_empty() {
+        out.push_str(&r.oomd);
+        out.push('\n');
+    }
+    for e in &r.errors {
+        out.push_str(&format!("error: {e}\n"));
+    }
+    out
+}
