@@ -47,6 +47,8 @@ fn passwd(name: &CStr) -> Result<(u32, u32), String> {
         match (rc, result.is_null()) {
             (0, true) => Ok(None),
             (0, false) => Ok(Some((pw.pw_uid, pw.pw_gid))),
+            // POSIX lets "not found" come back as one of these too (nss_wrapper does).
+            (libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM, _) => Ok(None),
             (e, _) => Err(e),
         }
     });
