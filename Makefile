@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all deps build test test-fast lint unit-tests verify-units vm-test deb demo bench clean
+.PHONY: all deps build test test-fast lint unit-tests verify-units fuzz-smoke bench clean
 
 all: build
 
@@ -23,8 +23,12 @@ unit-tests:
 verify-units:
 	tests/verify-units.sh
 
+# The policy parser under libFuzzer for a short while (FUZZ_SECONDS, default 30).
+fuzz-smoke:
+	tests/fuzz-smoke.sh
+
 # Everything but the VM proof.
-test-fast: deps lint unit-tests verify-units
+test-fast: deps lint unit-tests verify-units fuzz-smoke
 
 test: test-fast vm-test
 
