@@ -314,3 +314,19 @@ fn no_arguments_is_a_usage_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn policy_owned_by_another_user_is_refused() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: changing a file's owner needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    fs::write(&policy, "[users]\nmemory_max = \"1G\"\n").unwrap();
+    std::os::unix::fs::chown(&policy, Some(65534), None).unwrap();
+    let r = run(policy.to_str().unwrap());
+    assert_eq!(r.json()["outcome"], "fallback");
+    assert!(r.stderr.contains("owned by uid 65534, not root"), "{}", r.stderr);
+}
