@@ -183,7 +183,9 @@ fn main() {
         scope.push(took);
     }
     let rss_after = rss_kib();
-    let threads = std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0);
+    let threads = std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(0);
 
     report("already in slice, caps right", common);
     report("needs a scope (1 D-Bus job)", scope);
