@@ -34,8 +34,6 @@ pub struct Rules {
     pub min_stall_permille: u64,
     /// "Relief": usage fell this share of memory.high (per mille) below the episode's peak.
     pub relief_permille: u64,
-    /// Deltas over a longer interval than this are too coarse to start the grace clock early.
-    pub max_interval_ms: u64,
 }
 
 impl Rules {
@@ -45,7 +43,6 @@ impl Rules {
             near_high_permille: 950,
             min_stall_permille: 300,
             relief_permille: 50,
-            max_interval_ms: 2_500,
         }
     }
 }
@@ -114,14 +111,10 @@ impl Tracker {
                 }
             }
             (true, None) => {
-                let interval = sample.at_ms.saturating_sub(prev.at_ms);
-                let since_ms = if interval <= rules.max_interval_ms {
-                    prev.at_ms
-                } else {
-                    sample.at_ms
-                };
+                // Throttling began somewhere in the interval; counting from its end never
+                // acts before the grace period is over.
                 self.episode = Some(Episode {
-                    since_ms,
+                    since_ms: sample.at_ms,
                     peak: sample.current,
                 });
                 self.judge(&sample, rules)
@@ -255,15 +248,15 @@ mod tests {
         }
         let v = run(&mut t, samples);
         assert_eq!(v[0], Verdict::Calm);
-        assert_eq!(v[1], Verdict::Throttled { since_ms: 1000 });
-        // Grace counts from the start of the first throttled interval: act at 1 s + 10 s.
+        assert_eq!(v[1], Verdict::Throttled { since_ms: 2000 });
+        // Grace counts from the first sample that saw throttling: act at 2 s + 10 s, never earlier.
         let first_act = v.iter().position(|v| matches!(v, Verdict::Act { .. }));
-        assert_eq!(first_act, Some(10), "{v:?}");
-        assert!(matches!(v[10], Verdict::Act { since_ms: 1000, .. }));
+        assert_eq!(first_act, Some(11), "{v:?}");
+        assert!(matches!(v[11], Verdict::Act { since_ms: 2000, .. }));
         assert!(
-            v[2..10]
+            v[2..11]
                 .iter()
-                .all(|v| *v == Verdict::Throttled { since_ms: 1000 })
+                .all(|v| *v == Verdict::Throttled { since_ms: 2000 })
         );
     }
 
@@ -281,7 +274,7 @@ mod tests {
         }
         let v = run(&mut t, samples);
         assert!(!v.iter().any(|v| matches!(v, Verdict::Act { .. })), "{v:?}");
-        assert_eq!(v[7], Verdict::Relieved { lasted_ms: 7000 });
+        assert_eq!(v[7], Verdict::Relieved { lasted_ms: 6000 });
     }
 
     #[test]
@@ -298,7 +291,7 @@ mod tests {
             samples.push(sc.step(660 * M, 10, 900));
         }
         let v = run(&mut t, samples);
-        assert_eq!(v[6], Verdict::Relieved { lasted_ms: 6000 });
+        assert_eq!(v[6], Verdict::Relieved { lasted_ms: 5000 });
         // A new episode starts; it has not lasted the grace period yet.
         assert!(!v.iter().any(|v| matches!(v, Verdict::Act { .. })), "{v:?}");
     }
@@ -367,7 +360,7 @@ mod tests {
     }
 
     #[test]
-    fn a_stale_previous_sample_does_not_start_the_clock_early() {
+    fn a_long_interval_does_not_start_the_clock_early() {
         let mut sc = Script::new();
         let rules = Rules::with_grace(10_000);
         let mut t = Tracker::default();

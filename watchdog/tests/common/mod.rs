@@ -1,0 +1,169 @@
+//! Shared by the integration tests: a memory balloon run by re-executing the test binary
+//! itself, and the real watchdog binary started on a given root.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BALLOON_ENV: &str = "CONTAIN_TEST_BALLOON";
+
+/// Not a test: the body of a balloon child. `CONTAIN_TEST_BALLOON=STEP_MB,EVERY_MS,LIMIT_MB`
+/// allocates and touches STEP_MB every EVERY_MS until LIMIT_MB (0 = without end), then sleeps.
+#[test]
+fn balloon_helper() {
+    let Ok(spec) = std::env::var(BALLOON_ENV) else {
+        return;
+    };
+    let nums: Vec<u64> = spec.split(',').filter_map(|s| s.parse().ok()).collect();
+    let (step, every, limit) = (nums[0], nums[1], nums[2]);
+    let mut held: Vec<Vec<u8>> = Vec::new();
+    loop {
+        if limit == 0 || (held.len() as u64) * step < limit {
+            // vec![1; n] writes every byte: the pages are really touched and charged.
+            held.push(vec![1u8; (step << 20) as usize]);
+        }
+        std::thread::sleep(Duration::from_millis(every));
+        std::hint::black_box(&held);
+    }
+}
+
+/// Starts a balloon child; `setup` runs in the child before exec (e.g. joining a cgroup).
+pub fn balloon(step_mb: u64, every_ms: u64, limit_mb: u64) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
+    cmd.args([
+        "--exact",
+        "common::balloon_helper",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(BALLOON_ENV, format!("{step_mb},{every_ms},{limit_mb}"))
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    cmd
+}
+
+pub fn rss_kb(pid: u32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+pub fn comm(pid: u32) -> String {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Alive and not a zombie.
+pub fn alive(child: &mut Child) -> bool {
+    matches!(child.try_wait(), Ok(None))
+}
+
+pub fn wait_for(timeout: Duration, mut what: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if what() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    what()
+}
+
+/// The real `contain-watchdog`, its roots moved into `base`, its journal a socket we read.
+pub struct Watchdog {
+    pub child: Child,
+    pub journal: UnixDatagram,
+    pub state: PathBuf,
+    pub notices: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Watchdog {
+    pub fn start(base: &Path, cgroup_root: &Path, policy_text: &str) -> Watchdog {
+        let state = base.join("run");
+        let notices = base.join("notices");
+        let policy = base.join("policy.toml");
+        fs::write(&policy, policy_text).expect("policy");
+        let sock = base.join("journal.sock");
+        let journal = UnixDatagram::bind(&sock).expect("journal socket");
+        journal
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        let log = base.join("watchdog.log");
+        // CONTAIN_WATCHDOG_BIN: run a copied test binary elsewhere (e.g. inside the test VM).
+        let bin = std::env::var_os("CONTAIN_WATCHDOG_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_contain-watchdog").into());
+        let child = Command::new(bin)
+            .env("CONTAIN_CGROUP_ROOT", cgroup_root)
+            .env("CONTAIN_STATE_DIR", &state)
+            .env("CONTAIN_NOTICE_DIR", &notices)
+            .env("CONTAIN_POLICY", &policy)
+            .env("CONTAIN_KMSG", "off")
+            .env("CONTAIN_JOURNAL_SOCKET", &sock)
+            .env_remove("NOTIFY_SOCKET")
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("contain-watchdog starts");
+        let w = Watchdog {
+            child,
+            journal,
+            state,
+            notices,
+            log,
+        };
+        assert!(
+            wait_for(Duration::from_secs(10), || w.counters().is_some()),
+            "the watchdog wrote no counters; its log:\n{}",
+            w.log_text()
+        );
+        w
+    }
+
+    pub fn counters(&self) -> Option<serde_json::Value> {
+        serde_json::from_str(&fs::read_to_string(self.state.join("watchdog.json")).ok()?).ok()
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The next journal entry as fields, if one comes within `timeout`.
+    pub fn entry(&self, timeout: Duration) -> Option<Vec<(String, String)>> {
+        let end = Instant::now() + timeout;
+        let mut buf = vec![0u8; 65536];
+        while Instant::now() < end {
+            if let Ok(n) = self.journal.recv(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                return Some(
+                    text.lines()
+                        .filter_map(|l| l.split_once('='))
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                );
+            }
+        }
+        None
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn field<'a>(entry: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    entry.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}

@@ -1,0 +1,341 @@
+//! The real contain-watchdog binary on a fake cgroupfs tree: files shaped like the kernel's,
+//! written by a scripted "kernel" thread, with real processes in the fake cgroup. Runs
+//! anywhere (no cgroup2 needed); tests/real_cgroup.rs does the same on the real kernel.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const M: u64 = 1 << 20;
+const MAX: u64 = 800 * M;
+
+const POLICY: &str = r#"
+[users]
+memory_high = "600M"
+memory_max = "800M"
+memory_swap_max = 0
+exempt_uid_below = 1000
+
+[watchdog]
+enabled = true
+grace = "2s"
+"#;
+
+/// A fake user-4242.slice with the files the watchdog reads.
+struct Slice {
+    dir: PathBuf,
+}
+
+impl Slice {
+    fn new(root: &Path, pids: &[u32]) -> Slice {
+        let dir = root.join("user.slice/user-4242.slice");
+        fs::create_dir_all(dir.join("session-1.scope")).expect("mkdir");
+        // An exempt system account's slice next to it: never touched.
+        fs::create_dir_all(root.join("user.slice/user-999.slice")).expect("mkdir");
+        let s = Slice { dir };
+        s.write("memory.high", &(600 * M).to_string());
+        s.write("memory.max", &MAX.to_string());
+        s.write("memory.swap.max", "0");
+        s.write("cgroup.procs", "");
+        s.set(300 * M, 0, 0, 0);
+        let list: Vec<String> = pids.iter().map(u32::to_string).collect();
+        s.write("session-1.scope/cgroup.procs", &(list.join("\n") + "\n"));
+        s
+    }
+    fn write(&self, file: &str, text: &str) {
+        fs::write(self.dir.join(file), text).expect("write");
+    }
+    fn set(&self, current: u64, high_events: u64, oom_kills: u64, stall_us: u64) {
+        self.write("memory.current", &current.to_string());
+        self.write(
+            "memory.pressure",
+            &format!("some avg10=0.00 avg60=0.00 avg300=0.00 total={stall_us}\nfull avg10=0.00 avg60=0.00 avg300=0.00 total={stall_us}\n"),
+        );
+        // Written last: its change is what the watchdog is woken by.
+        self.write(
+            "memory.events",
+            &format!(
+                "low 0\nhigh {high_events}\nmax 0\noom {oom_kills}\noom_kill {oom_kills}\noom_group_kill 0\n"
+            ),
+        );
+    }
+    fn max(&self) -> String {
+        fs::read_to_string(self.dir.join("memory.max"))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+}
+
+/// What the scripted kernel does every 100 ms.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Load {
+    Quiet,
+    /// At the ceiling, reclaim events rising, `stall` per mille of the time stalled.
+    AtHigh {
+        stall: u64,
+    },
+}
+
+struct Kernel {
+    load: Arc<Mutex<Load>>,
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<Vec<(Duration, String)>>>,
+    oom: Arc<AtomicBool>,
+}
+
+/// Plays the kernel for `slice`: applies the load, and when memory.max is lowered below the
+/// usage, SIGKILLs `victim` (as the memcg OOM killer would the largest process).
+fn kernel(slice: &Slice, victim: u32) -> Kernel {
+    let load = Arc::new(Mutex::new(Load::Quiet));
+    let stop = Arc::new(AtomicBool::new(false));
+    let oom = Arc::new(AtomicBool::new(false));
+    let (l, s, o) = (load.clone(), stop.clone(), oom.clone());
+    let dir = slice.dir.clone();
+    let handle = std::thread::spawn(move || {
+        let slice = Slice { dir };
+        let start = Instant::now();
+        let (mut events, mut kills, mut stall) = (0u64, 0u64, 0u64);
+        let mut maxes = vec![(Duration::ZERO, slice.max())];
+        let mut victim_alive = true;
+        loop {
+            // One last look after the stop, so the final value is always recorded.
+            let stopping = s.load(Ordering::Relaxed);
+            let max = slice.max();
+            if !max.is_empty() && maxes.last().map(|m| &m.1) != Some(&max) {
+                maxes.push((start.elapsed(), max.clone()));
+            }
+            if stopping {
+                return maxes;
+            }
+            if o.swap(false, Ordering::Relaxed) {
+                kills += 1;
+            }
+            let lowered = max.parse::<u64>().is_ok_and(|m| m < MAX);
+            if lowered && victim_alive {
+                // SAFETY: kill(2) on our own child's pid.
+                unsafe { libc::kill(victim as i32, libc::SIGKILL) };
+                victim_alive = false;
+                kills += 1;
+                *l.lock().expect("lock") = Load::Quiet;
+                let rest =
+                    fs::read_to_string(slice.dir.join("session-1.scope/cgroup.procs")).unwrap_or_default();
+                let rest: Vec<&str> = rest.lines().filter(|p| *p != victim.to_string()).collect();
+                slice.write("session-1.scope/cgroup.procs", &(rest.join("\n") + "\n"));
+            }
+            match *l.lock().expect("lock") {
+                Load::Quiet => slice.set(300 * M, events, kills, stall),
+                Load::AtHigh { stall: st } => {
+                    events += 5;
+                    stall += st * 100;
+                    slice.set(700 * M, events, kills, stall);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    Kernel {
+        load,
+        stop,
+        handle: Some(handle),
+        oom,
+    }
+}
+
+impl Kernel {
+    fn set(&self, load: Load) {
+        *self.load.lock().expect("lock") = load;
+    }
+    fn finish(mut self) -> Vec<(Duration, String)> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.take().expect("once").join().expect("kernel thread")
+    }
+}
+
+fn sleeper() -> Child {
+    Command::new("sleep").arg("300").spawn().expect("sleep")
+}
+
+#[test]
+fn a_runaway_stuck_at_high_is_ended_and_the_user_told() {
+    let base = tempfile::tempdir().expect("tempdir");
+    let root = base.path().join("cgroup");
+    let mut balloon = balloon(32, 50, 64).spawn().expect("balloon");
+    let mut sibling = sleeper();
+    assert!(wait_for(Duration::from_secs(10), || rss_kb(balloon.id()) > 60_000));
+    let slice = Slice::new(&root, &[sibling.id(), balloon.id()]);
+    let wd = Watchdog::start(base.path(), &root, POLICY);
+    assert_eq!(
+        wd.counters().expect("counters")["watching"],
+        1,
+        "{}",
+        wd.log_text()
+    );
+
+    let k = kernel(&slice, balloon.id());
+    std::thread::sleep(Duration::from_millis(500));
+    let throttled_at = Instant::now();
+    k.set(Load::AtHigh { stall: 900 });
+    let entry = wd.entry(Duration::from_secs(12));
+    let took = throttled_at.elapsed();
+    let maxes = k.finish();
+    let entry = entry.unwrap_or_else(|| panic!("no journal entry; log:\n{}", wd.log_text()));
+
+    // Not before the grace period, and soon after it.
+    assert!(took >= Duration::from_secs(2), "acted after {took:?}");
+    assert!(took <= Duration::from_secs(6), "acted after {took:?}");
+    // memory.max: systemd's value, lowered to the usage, systemd's value again.
+    let values: Vec<&str> = maxes.iter().map(|(_, v)| v.as_str()).collect();
+    assert_eq!(
+        values,
+        vec![MAX.to_string(), (700 * M).to_string(), MAX.to_string()],
+        "{maxes:?}"
+    );
+    assert_eq!(slice.max(), MAX.to_string());
+
+    let pid = balloon.id().to_string();
+    assert_eq!(field(&entry, "CONTAIN_PID"), Some(pid.as_str()), "{entry:?}");
+    assert_eq!(field(&entry, "CONTAIN_REASON"), Some("throttled"));
+    assert_eq!(field(&entry, "CONTAIN_UID"), Some("4242"));
+    assert_eq!(
+        field(&entry, "CONTAIN_CGROUP"),
+        Some("/user.slice/user-4242.slice")
+    );
+    assert_eq!(field(&entry, "CONTAIN_HIGH"), Some("629145600"));
+    assert_eq!(field(&entry, "CONTAIN_MAX"), Some("838860800"));
+    assert_eq!(field(&entry, "SYSLOG_IDENTIFIER"), Some("contain-watchdog"));
+    let name = field(&entry, "CONTAIN_COMM").expect("comm").to_string();
+    assert!(!name.is_empty());
+
+    // Only the balloon died.
+    assert!(wait_for(Duration::from_secs(2), || !alive(&mut balloon)));
+    assert!(alive(&mut sibling), "the sibling must live");
+
+    let notice = fs::read_to_string(wd.notices.join("4242")).expect("notice for the user");
+    assert!(notice.starts_with("contain: "), "{notice}");
+    assert!(
+        notice.contains(&format!("your process \"{name}\" (pid {pid}) was ended at 700M")),
+        "{notice}"
+    );
+    assert!(notice.contains("at your 600M memory_high for"), "{notice}");
+    assert!(notice.contains("(ceiling 800M, no swap)"), "{notice}");
+
+    let c = wd.counters().expect("counters");
+    assert_eq!(c["kills_total"], 1);
+    assert_eq!(c["cgroups"]["/user.slice/user-4242.slice"]["watchdog_kills"], 1);
+    assert_eq!(
+        c["cgroups"]["/user.slice/user-4242.slice"]["oom_kills_seen"], 0,
+        "our own kill is not also 'seen'"
+    );
+    assert_eq!(c["recent"][0]["pid"], balloon.id());
+    assert!(!base.path().join("run/watchdog.restore").exists());
+    let _ = sibling.kill();
+    let _ = sibling.wait();
+}
+
+#[test]
+fn spikes_and_cheap_reclaim_are_left_alone_and_kernel_kills_are_reported() {
+    let base = tempfile::tempdir().expect("tempdir");
+    let root = base.path().join("cgroup");
+    let mut victim = sleeper();
+    let mut sibling = sleeper();
+    let slice = Slice::new(&root, &[sibling.id(), victim.id()]);
+    let mut wd = Watchdog::start(base.path(), &root, POLICY);
+    let k = kernel(&slice, victim.id());
+
+    // Page-cache churn: at the ceiling with reclaim events for twice the grace, barely stalled.
+    k.set(Load::AtHigh { stall: 50 });
+    std::thread::sleep(Duration::from_secs(4));
+    // A spike: stalled hard, but for less than the grace period.
+    k.set(Load::AtHigh { stall: 900 });
+    std::thread::sleep(Duration::from_millis(1200));
+    k.set(Load::Quiet);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        wd.entry(Duration::from_millis(100)).is_none(),
+        "nothing to report yet"
+    );
+
+    // The kernel OOM-kills at memory.max on its own: reported, counted, the user told.
+    k.oom.store(true, Ordering::Relaxed);
+    let entry = wd
+        .entry(Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("no entry; log:\n{}", wd.log_text()));
+    let maxes = k.finish();
+    assert_eq!(maxes.len(), 1, "memory.max was never touched: {maxes:?}");
+    assert_eq!(field(&entry, "CONTAIN_REASON"), Some("oom"), "{entry:?}");
+    assert_eq!(
+        field(&entry, "CONTAIN_USER"),
+        Some("4242"),
+        "no passwd entry: named by UID"
+    );
+    let c = wd.counters().expect("counters");
+    assert_eq!(c["cgroups"]["/user.slice/user-4242.slice"]["oom_kills_seen"], 1);
+    assert_eq!(c["cgroups"]["/user.slice/user-4242.slice"]["watchdog_kills"], 0);
+    let notice = fs::read_to_string(wd.notices.join("4242")).expect("notice");
+    assert!(
+        notice.contains("was killed by the kernel at 300M: it reached your 800M memory_max, no swap."),
+        "{notice}"
+    );
+    assert!(alive(&mut victim) && alive(&mut sibling));
+
+    // SIGTERM: a clean exit.
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(wd.child.id() as i32, libc::SIGTERM) };
+    assert!(wait_for(Duration::from_secs(5), || matches!(
+        wd.child.try_wait(),
+        Ok(Some(_))
+    )));
+    assert_eq!(
+        wd.child.try_wait().ok().flatten().and_then(|s| s.code()),
+        Some(0),
+        "{}",
+        wd.log_text()
+    );
+    for mut c in [victim, sibling] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+#[test]
+fn new_cgroups_are_picked_up_and_a_reload_applies_enabled_false() {
+    let base = tempfile::tempdir().expect("tempdir");
+    let root = base.path().join("cgroup");
+    fs::create_dir_all(root.join("user.slice")).expect("mkdir");
+    let wd = Watchdog::start(
+        base.path(),
+        &root,
+        &POLICY.replace("enabled = true", "enabled = false"),
+    );
+    assert_eq!(wd.counters().expect("counters")["watching"], 0);
+    // A login: systemd creates the user's slice.
+    let mut victim = sleeper();
+    let slice = Slice::new(&root, &[victim.id()]);
+    assert!(
+        wait_for(Duration::from_secs(3), || wd
+            .counters()
+            .is_some_and(|c| c["watching"] == 1)),
+        "the new slice is watched at once (inotify), not at the 30 s rescan; log:\n{}",
+        wd.log_text()
+    );
+    let k = kernel(&slice, victim.id());
+    k.set(Load::AtHigh { stall: 900 });
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(alive(&mut victim), "enabled = false: nothing is ended");
+    assert!(
+        wd.log_text().contains("enabled = false, so it is left to hang"),
+        "{}",
+        wd.log_text()
+    );
+    k.set(Load::Quiet);
+    assert_eq!(k.finish().len(), 1, "memory.max untouched");
+    let _ = victim.kill();
+    let _ = victim.wait();
+}
