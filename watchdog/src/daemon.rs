@@ -79,6 +79,9 @@ pub struct Daemon {
     watched: BTreeMap<String, Watched>,
     wd_cgroup: HashMap<i32, String>,
     wd_dir: HashMap<i32, PathBuf>,
+    /// /etc/contain and /etc/contain/policy.d: an edited policy is applied without a reload.
+    wd_policy: HashMap<i32, PathBuf>,
+    reload_soon: bool,
     counters: Counters,
     start: Instant,
     next_rescan_ms: u64,
@@ -139,13 +142,15 @@ impl Daemon {
             watched: BTreeMap::new(),
             wd_cgroup: HashMap::new(),
             wd_dir: HashMap::new(),
+            wd_policy: HashMap::new(),
+            reload_soon: false,
             counters,
             start: Instant::now(),
             next_rescan_ms: 0,
             rescan_soon: false,
             seen: Vec::new(),
         };
-        d.load_policy();
+        d.load_policy(true);
         Ok(d)
     }
 
@@ -153,17 +158,25 @@ impl Daemon {
         self.start.elapsed().as_millis() as u64
     }
 
-    fn load_policy(&mut self) {
+    /// Loads the policy; says what it does only at start or when it changed.
+    fn load_policy(&mut self, first: bool) {
+        self.watch_policy();
         let loaded = contain_generator::load(&self.cfg.paths.policy);
         for e in &loaded.errors {
             log(3, e);
         }
+        if !first && loaded.policy == self.policy {
+            return;
+        }
         match loaded.outcome {
-            Outcome::Applied => {}
+            Outcome::Applied => log(6, &format!("policy from {}", loaded.policy.sources.join(", "))),
             Outcome::Default => log(5, "no policy file: using the built-in default policy"),
             Outcome::Fallback => log(3, "the policy is invalid: using the built-in default policy"),
         }
         self.policy = loaded.policy;
+        for w in self.watched.values_mut() {
+            w.tracker.release_hold();
+        }
         self.rules = Rules::with_grace(self.policy.watchdog.grace.as_millis());
         if self.policy.watchdog.enabled {
             log(
@@ -178,6 +191,28 @@ impl Daemon {
                 5,
                 "[watchdog] enabled = false: watching only, runaways throttled at memory.high are left alone",
             );
+        }
+    }
+
+    fn watch_policy(&mut self) {
+        let main = &self.cfg.paths.policy;
+        let dirs = [
+            main.parent().map(PathBuf::from),
+            Some(main.with_file_name("policy.d")),
+        ];
+        for dir in dirs.into_iter().flatten() {
+            if self.wd_policy.values().any(|d| *d == dir) || !dir.is_dir() {
+                continue;
+            }
+            let mask = libc::IN_CLOSE_WRITE
+                | libc::IN_MOVED_TO
+                | libc::IN_MOVED_FROM
+                | libc::IN_CREATE
+                | libc::IN_DELETE
+                | libc::IN_ONLYDIR;
+            if let Ok(wd) = self.inotify.add(&dir, mask) {
+                self.wd_policy.insert(wd, dir);
+            }
         }
     }
 
@@ -516,6 +551,13 @@ impl Daemon {
                 if self.wd_dir.remove(&ev.wd).is_some() {
                     self.rescan_soon = true;
                 }
+                if self.wd_policy.remove(&ev.wd).is_some() {
+                    self.reload_soon = true;
+                }
+                continue;
+            }
+            if self.wd_policy.contains_key(&ev.wd) {
+                self.reload_soon = true;
                 continue;
             }
             if self.wd_dir.contains_key(&ev.wd) {
@@ -580,11 +622,7 @@ impl Daemon {
             if fds[0].revents != 0 {
                 for sig in signals.read() {
                     if sig == libc::SIGHUP {
-                        sys::sd_notify("RELOADING=1");
-                        self.load_policy();
-                        // Trackers keep their state: a reload does not restart anyone's grace.
-                        self.rescan();
-                        sys::sd_notify("READY=1");
+                        self.reload_soon = true;
                     } else {
                         log(6, "stopping");
                         sys::sd_notify("STOPPING=1");
@@ -599,6 +637,14 @@ impl Daemon {
             }
             if fds[1].revents != 0 {
                 self.handle_inotify();
+            }
+            if self.reload_soon {
+                self.reload_soon = false;
+                sys::sd_notify("RELOADING=1");
+                self.load_policy(false);
+                // Trackers keep their state: a reload does not restart anyone's grace.
+                self.rescan();
+                sys::sd_notify("READY=1");
             }
             if self.rescan_soon || self.now_ms() >= self.next_rescan_ms {
                 self.rescan();

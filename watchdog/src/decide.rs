@@ -157,6 +157,11 @@ impl Tracker {
         }
     }
 
+    /// Lifts a hold, e.g. when the policy switched the watchdog on again.
+    pub fn release_hold(&mut self) {
+        self.hold_until_ms = 0;
+    }
+
     /// Records an action: the episode is over, and no new action comes for `hold_ms` (at least
     /// a grace period, for the last one to show its effect). `after` is a fresh sample, so the
     /// kill itself is not counted again as one seen later.

@@ -305,7 +305,7 @@ fn spikes_and_cheap_reclaim_are_left_alone_and_kernel_kills_are_reported() {
 }
 
 #[test]
-fn new_cgroups_are_picked_up_and_a_reload_applies_enabled_false() {
+fn new_cgroups_are_picked_up_and_policy_edits_apply_at_once() {
     let base = tempfile::tempdir().expect("tempdir");
     let root = base.path().join("cgroup");
     fs::create_dir_all(root.join("user.slice")).expect("mkdir");
@@ -336,6 +336,21 @@ fn new_cgroups_are_picked_up_and_a_reload_applies_enabled_false() {
     );
     k.set(Load::Quiet);
     assert_eq!(k.finish().len(), 1, "memory.max untouched");
+
+    // The admin switches it on, the way an editor saves (new file, rename): applied at once.
+    let policy = base.path().join("policy.toml");
+    fs::write(base.path().join(".policy.toml.new"), POLICY).expect("write");
+    fs::rename(base.path().join(".policy.toml.new"), &policy).expect("rename");
+    let k = kernel(&slice, victim.id());
+    k.set(Load::AtHigh { stall: 900 });
+    let entry = wd.entry(Duration::from_secs(8));
+    k.finish();
+    let entry = entry.unwrap_or_else(|| panic!("not re-enabled; log:\n{}", wd.log_text()));
+    assert_eq!(
+        field(&entry, "CONTAIN_PID"),
+        Some(victim.id().to_string().as_str())
+    );
+    assert!(wait_for(Duration::from_secs(2), || !alive(&mut victim)));
     let _ = victim.kill();
     let _ = victim.wait();
 }
