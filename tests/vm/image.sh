@@ -61,6 +61,8 @@ install -m 0644 "$HERE/guest/contain-test-swap.service" "$root/etc/systemd/syste
 install -m 0755 "$HERE/guest/contain-test-swap" "$root/usr/local/sbin/contain-test-swap"
 
 chroot "$root" systemctl enable systemd-networkd.service contain-test-swap.service >/dev/null 2>&1
+# docker starts on first use through docker.socket: every boot is cheaper under TCG.
+chroot "$root" systemctl disable docker.service containerd.service >/dev/null 2>&1
 # Nothing in the guest may wander off (timers that fetch or churn the disk under TCG).
 chroot "$root" systemctl mask apt-daily.timer apt-daily-upgrade.timer \
     man-db.timer e2scrub_all.timer fstrim.timer >/dev/null 2>&1 || true

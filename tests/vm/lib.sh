@@ -13,7 +13,21 @@ ssh_as() {
     shift
     ssh "${VM_SSH_OPTS[@]}" -i "$VM_KEY" -p "$VM_PORT" "$user@127.0.0.1" "$@" </dev/null
 }
-ssh_root() { ssh_as root "$@"; }
+# Root's commands share one connection (a fresh login costs seconds under TCG);
+# every other user's command is a real login of its own.
+ssh_root() {
+    ssh "${VM_SSH_OPTS[@]}" -o ControlMaster=auto -o "ControlPath=$VM_RUN_DIR/ctl-root" \
+        -o ControlPersist=120 -i "$VM_KEY" -p "$VM_PORT" root@127.0.0.1 "$@" </dev/null
+}
+# ssh_root_login CMD...: a real, fresh root login.
+ssh_root_login() { ssh_as root "$@"; }
+
+# ssh_within SECONDS USER CMD...: ssh_as, given up after SECONDS.
+ssh_within() {
+    local secs=$1 user=$2
+    shift 2
+    timeout "$secs" ssh "${VM_SSH_OPTS[@]}" -i "$VM_KEY" -p "$VM_PORT" "$user@127.0.0.1" "$@" </dev/null
+}
 
 # copy_in LOCAL REMOTE: copy a file into the guest as root.
 copy_in() {
@@ -122,7 +136,7 @@ user_limit() {
 }
 
 # cg_read CGROUP_PATH FILE: read a cgroupfs file in the guest.
-cg_read() { ssh_root "cat /sys/fs/cgroup$1/$2"; }
+cg_read() { ssh_root "cat '/sys/fs/cgroup$1/$2'"; }
 
 # pswpout: the guest's pages swapped out since boot.
 pswpout() { ssh_root "awk '/^pswpout/ {print \$2}' /proc/vmstat"; }
@@ -139,6 +153,7 @@ mib() {
 guest_now() { ssh_root 'date +%s.%N'; }
 
 # finish NAME: one result line from the caller's errs and figs arrays.
+# shellcheck disable=SC2154 # errs and figs belong to the calling check
 finish() {
     local IFS=
     if ((${#errs[@]})); then

@@ -22,7 +22,9 @@ SUITES=("$@")
 
 export VM_HERE=$HERE VM_POLICY=$HERE/policy.toml
 
-deb=$(find "$REPO/target/debian" -maxdepth 1 -name 'contain_*.deb' -printf '%T@ %p\n' 2>/dev/null |
+# CONTAIN_DEB names another package file (e.g. one built in a scratch tree).
+deb=${CONTAIN_DEB:-}
+[ -n "$deb" ] || deb=$(find "$REPO/target/debian" -maxdepth 1 -name 'contain_*.deb' -printf '%T@ %p\n' 2>/dev/null |
     sort -rn | head -n1 | cut -d' ' -f2-)
 if [ -z "$deb" ]; then
     echo "run.sh: no target/debian/contain_*.deb (run make deb first)" >&2
@@ -124,7 +126,7 @@ run_suite() {
         return
     fi
 
-    local check cname before rc prefixes
+    local check cname before rc prefixes timings="boot+install:$((SECONDS - t0))s"
     read -r -a prefixes <<<"${VM_CHECKS:-}"
     for check in "$CHECK_DIR"/[0-9][0-9]-*.sh; do
         cname=$(basename "$check" .sh)
@@ -137,7 +139,9 @@ run_suite() {
         local lines_before
         lines_before=$(wc -l <"$VM_RESULTS")
         rc=0
+        local tc=$SECONDS
         bash "$check" || rc=$?
+        timings+=" ${cname%%-*}:$((SECONDS - tc))s"
         if [ "$(wc -l <"$VM_RESULTS")" -eq "$lines_before" ]; then
             if [ "$rc" -eq 0 ]; then fail "$cname" "reported no result"; else fail "$cname" "exited $rc"; fi
         elif [ "$rc" -ne 0 ] && [ "$(grep -c '^FAIL' "$VM_RESULTS" || true)" -eq "$before" ]; then
@@ -149,7 +153,7 @@ run_suite() {
         fi
     done
     stop_vm
-    echo "=== $suite done in $((SECONDS - t0)) s ==="
+    echo "=== $suite done in $((SECONDS - t0)) s ($timings) ==="
 }
 
 VM_RESULTS=$(mktemp)

@@ -12,7 +12,7 @@ ssh_root 'cat /etc/docker/daemon.json 2>/dev/null' | grep -q '"cgroup-parent": *
 wait_until 120 ssh_root 'docker info >/dev/null' || errs+=("dockerd not answering")
 figs+=("driver $(ssh_root "docker info -f '{{.CgroupDriver}} cgroup v{{.CgroupVersion}}'" || echo ?)")
 
-ssh_root 'docker rm -f vmcheck >/dev/null 2>&1; docker import -q /opt/contain-test/busybox-rootfs.tar contain-test/busybox:vm >/dev/null' ||
+ssh_root 'docker rm -f vmcheck >/dev/null 2>&1; docker import /opt/contain-test/busybox-rootfs.tar contain-test/busybox:vm >/dev/null' ||
     errs+=("docker import failed")
 if ssh_root 'docker run -d --name vmcheck --network none contain-test/busybox:vm sleep 600 >/dev/null'; then
     pid=$(ssh_root "docker inspect -f '{{.State.Pid}}' vmcheck")

@@ -26,8 +26,9 @@ figs+=("rebooted in $((SECONDS - t1)) s")
 
 status=$(ssh_root 'cat /run/contain/generator.json' || true)
 grep -q '"outcome": *"fallback"' <<<"$status" || errs+=("generator status is not fallback: $(tr -d '\n' <<<"$status" | cut -c1-160)")
-grep -q 'banana' <<<"$status" || errs+=("generator status does not name the error")
-jline=$(ssh_root "journalctl -b --no-pager -o cat | grep -m1 'banana'" || true)
+# The error names the file, line and key.
+grep -q 'policy.toml:[0-9]*:[0-9]*: .*memory_max' <<<"$status" || errs+=("generator status does not name the error")
+jline=$(ssh_root "journalctl -b --no-pager -o cat | grep -m1 'policy.toml:[0-9]*:[0-9]*: .*memory_max'" || true)
 [ -n "$jline" ] || errs+=("the error is not in the journal")
 figs+=("journal: $(cut -c1-90 <<<"$jline")")
 

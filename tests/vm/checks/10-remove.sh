@@ -23,9 +23,12 @@ ssh_as alice true || errs+=("alice cannot ssh in")
 ssh_root 'su - alice -c true' || errs+=("su - alice fails")
 ssh_as admin 'sudo -n true' || errs+=("sudo fails")
 
-units=$(ssh_root 'find /run/systemd/generator* /etc/systemd/system /usr/lib/systemd/system /lib/systemd/system -name "*contain*" ! -name "contain-test*" ! -lname /dev/null 2>/dev/null' || true)
+# contain's own names; masks (-> /dev/null) and the enable links dpkg keeps until
+# purge are dangling and load nothing.
+find_units='find /run/systemd/generator* /etc/systemd/system /usr/lib/systemd/system /lib/systemd/system /usr/lib/systemd/system-generators -regex ".*/\(contain-[^/]*\|[0-9][0-9]-contain[^/]*\)" ! -name "contain-test*"'
+units=$(ssh_root "$find_units ! -lname /dev/null ! -xtype l 2>/dev/null" || true)
 [ -z "$units" ] || errs+=("contain units remain: $(tr '\n' ' ' <<<"$units")")
-active=$(ssh_root "systemctl list-units --all --no-legend 'contain*' | grep -v 'not-found\|masked\|contain-test'" || true)
+active=$(ssh_root "systemctl list-units --all --no-legend 'contain-*' | grep -v 'not-found\|masked\|contain-test'" || true)
 [ -z "$active" ] || errs+=("contain units loaded: $active")
 ssh_root 'test ! -e /run/systemd/oomd.conf.d/50-contain.conf' || errs+=("oomd drop-in remains")
 got=$(ssh_as alice 'cat /sys/fs/cgroup/user.slice/user-$(id -u).slice/memory.max')
@@ -35,6 +38,8 @@ ssh_root 'test -f /etc/contain/policy.toml' || errs+=("remove (not purge) droppe
 
 ssh_root 'DEBIAN_FRONTEND=noninteractive apt-get purge -y -q contain' >>"$VM_RUN_DIR/remove.log" 2>&1 || errs+=("purge failed")
 ssh_root 'test ! -e /etc/contain' || errs+=("/etc/contain left after purge")
+units=$(ssh_root "$find_units 2>/dev/null" || true)
+[ -z "$units" ] || errs+=("after purge: $(tr '\n' ' ' <<<"$units")")
 ssh_as alice true || errs+=("alice cannot log in after purge")
 figs+=("purge removed /etc/contain")
 finish "$name"
