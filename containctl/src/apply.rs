@@ -64,6 +64,19 @@ pub fn run(host: &Host, loaded: &Loaded) -> Report {
         .filter(|d| d.state != State::Same)
         .collect();
 
+    // What each running user slice carries now, before systemd re-reads anything.
+    let m = Machine::of(host);
+    let before: Vec<(String, String, Stats)> = children(host, "/user.slice", |n| {
+        n.starts_with("user-") && n.ends_with(".slice")
+    })
+    .into_iter()
+    .map(|cg| {
+        let stats = Stats::read(&host.cgroup(&cg));
+        let unit = cg.rsplit('/').next().unwrap_or_default().to_string();
+        (cg, unit, stats)
+    })
+    .collect();
+
     // 1. The generator rewrites the units; systemd re-reads them.
     match daemon_reload(RELOAD_TIMEOUT) {
         Ok(()) => report.reloaded = true,
@@ -75,11 +88,7 @@ pub fn run(host: &Host, loaded: &Loaded) -> Report {
 
     // 2. Running user slices: runtime properties win over every drop-in, pam_contain's old
     //    repairs included, so set the policy's values there too.
-    let m = Machine::of(host);
-    for cg in children(host, "/user.slice", |n| {
-        n.starts_with("user-") && n.ends_with(".slice")
-    }) {
-        let unit = cg.rsplit('/').next().unwrap_or_default().to_string();
+    for (cg, unit, stats) in before {
         let Some(uid) = unit
             .strip_prefix("user-")
             .and_then(|s| s.strip_suffix(".slice"))
@@ -92,13 +101,12 @@ pub fn run(host: &Host, loaded: &Loaded) -> Report {
         if props.is_empty() {
             continue;
         }
-        let dir = host.cgroup(&cg);
-        let changed = compare(&m, &limits, &Stats::read(&dir));
+        let changed = compare(&m, &limits, &stats);
         let error = set_unit_properties(&unit, true, &props, CALL_TIMEOUT)
             .err()
             .map(|e| format!("SetUnitProperties failed: {e}"));
         let remaining = if error.is_none() && host.is_live() {
-            compare(&m, &limits, &Stats::read(&dir))
+            compare(&m, &limits, &Stats::read(&host.cgroup(&cg)))
         } else {
             Vec::new()
         };

@@ -132,9 +132,16 @@ pub fn user_limits(policy: &Policy, host: &Host, uid: u32) -> (Option<String>, L
 }
 
 fn row(host: &Host, m: &Machine, wd: Option<&Watchdog>, kind: Kind, cgroup: &str, limits: &Limits) -> Row {
-    let stats = Stats::read(&host.cgroup(cgroup));
-    let mismatches = compare(m, limits, &stats);
-    let caps_match = (!limits.is_empty()).then_some(mismatches.is_empty());
+    let dir = host.cgroup(cgroup);
+    let stats = Stats::read(&dir);
+    // A slice with nothing in it yet (docker.slice before the first container) has no cgroup.
+    let live = dir.is_dir();
+    let mismatches = if live {
+        compare(m, limits, &stats)
+    } else {
+        Vec::new()
+    };
+    let caps_match = (live && !limits.is_empty()).then_some(mismatches.is_empty());
     Row {
         kind,
         unit: cgroup.rsplit('/').next().unwrap_or(cgroup).to_string(),

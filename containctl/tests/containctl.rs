@@ -410,6 +410,19 @@ fn check_is_clean_on_a_well_set_host() {
         text.contains("ok: the caps fit in RAM: 2 users × 800M = 1.6G (user.slice capped at 900M: 900M)"),
         "{text}"
     );
+
+    // docker.slice has no cgroup until the first container starts: nothing to compare yet.
+    fs::remove_dir_all(h.path().join("sys/fs/cgroup/docker.slice")).unwrap();
+    let o = containctl(h.path(), &["check"]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    let v = json(&containctl(h.path(), &["status", "--json"]));
+    let docker = v["trees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["unit"] == "docker.slice")
+        .unwrap();
+    assert_eq!(docker["caps_match"], serde_json::Value::Null);
 }
 
 #[test]
