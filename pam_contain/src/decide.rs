@@ -26,6 +26,8 @@ impl User {
 pub enum Limit {
     Max,
     Value(u64),
+    /// The file is there but could not be read, or holds neither: never taken as the policy's.
+    Unreadable,
 }
 
 impl Limit {
@@ -39,7 +41,7 @@ impl Limit {
 }
 
 /// What the user's slice enforces now, from cgroupfs. `None`: the file is missing (controller
-/// off, or the slice does not exist yet).
+/// off, or the slice does not exist yet); [`Limit::Unreadable`]: there but not understood.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SliceState {
     pub memory_high: Option<Limit>,
@@ -214,6 +216,7 @@ fn show(actual: Option<Limit>, bytes: bool) -> String {
     match actual {
         None => "unset (no such cgroup file)".into(),
         Some(Limit::Max) => "infinity".into(),
+        Some(Limit::Unreadable) => "unreadable (the cgroup file holds no limit)".into(),
         Some(Limit::Value(v)) if bytes => human_bytes(v),
         Some(Limit::Value(v)) => v.to_string(),
     }
@@ -228,7 +231,7 @@ fn memory_matches(size: Size, actual: Option<Limit>, m: Machine) -> bool {
     };
     match (size.resolve(m.ram), actual) {
         (None, Limit::Max) => true,
-        (None, Limit::Value(_)) | (Some(_), Limit::Max) => false,
+        (_, Limit::Unreadable) | (None, Limit::Value(_)) | (Some(_), Limit::Max) => false,
         (Some(bytes), Limit::Value(v)) => {
             let expected = bytes / page * page;
             let tolerance = match size {
@@ -242,7 +245,7 @@ fn memory_matches(size: Size, actual: Option<Limit>, m: Machine) -> bool {
 
 fn tasks_match(tasks: Tasks, actual: Option<Limit>, total: u64) -> bool {
     match (tasks, actual) {
-        (_, None) => false,
+        (_, None | Some(Limit::Unreadable)) => false,
         (Tasks::Infinity, Some(a)) => a == Limit::Max,
         (Tasks::Count(n), Some(a)) => a == Limit::Value(n),
         (Tasks::Permyriad(p), Some(Limit::Value(v))) => {
@@ -527,6 +530,25 @@ mod tests {
     }
 
     #[test]
+    fn unreadable_limits_are_repaired_even_swap() {
+        let p = policy("");
+        let alice = user(1001, "alice", &["alice"]);
+        let mut slice = right();
+        slice.memory_max = Some(Limit::Unreadable);
+        slice.memory_swap_max = Some(Limit::Unreadable);
+        let Action::Repair { differences, .. } = decide_for(&p, &alice, Some(ALICE_SESSION), &slice) else {
+            panic!("expected a repair");
+        };
+        assert_eq!(
+            differences,
+            [
+                "MemoryMax is unreadable (the cgroup file holds no limit), policy says 50%",
+                "MemorySwapMax is unreadable (the cgroup file holds no limit), policy says 0"
+            ]
+        );
+    }
+
+    #[test]
     fn limits_parse_like_cgroupfs() {
         assert_eq!(Limit::parse("max\n"), Some(Limit::Max));
         assert_eq!(Limit::parse("17179869184\n"), Some(Limit::Value(16 * GIB)));
@@ -548,5 +570,6 @@ mod tests {
         assert!(!tasks_match(Tasks::Permyriad(3300), Some(Limit::Max), 4_194_303));
         assert!(tasks_match(Tasks::Infinity, Some(Limit::Max), 1));
         assert!(!tasks_match(Tasks::Count(5), None, 1));
+        assert!(!tasks_match(Tasks::Infinity, Some(Limit::Unreadable), 1));
     }
 }

@@ -7,21 +7,62 @@ use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
-/// The cgroup v2 path in a /proc/PID/cgroup text (the `0::` line).
+/// The longest /proc or cgroupfs file read: the kernel's are a few hundred bytes.
+const MAX_KERNEL_FILE: u64 = 64 * 1024;
+
+/// Reads a small kernel text file. Never blocks (a FIFO in its place reads as empty) and never
+/// reads past [`MAX_KERNEL_FILE`] (a longer file is not the kernel's; /dev/zero would never end).
+fn read_kernel_file(path: &Path) -> std::io::Result<String> {
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_KERNEL_FILE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_KERNEL_FILE {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("longer than {MAX_KERNEL_FILE} bytes"),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// The cgroup v2 path in a /proc/PID/cgroup text (the `0::` line). A path the kernel would not
+/// write (relative, `.` or `..` components, control characters) counts as none.
 pub fn unified_cgroup(text: &str) -> Option<&str> {
-    text.lines().find_map(|l| l.strip_prefix("0::")).map(str::trim)
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(str::trim)
+        .filter(|p| {
+            p.starts_with('/')
+                && !p.chars().any(char::is_control)
+                && p.split('/').all(|c| c != "." && c != "..")
+        })
 }
 
 pub fn read_cgroup(proc_cgroup: &Path) -> Option<String> {
-    let text = fs::read_to_string(proc_cgroup).ok()?;
+    let text = read_kernel_file(proc_cgroup).ok()?;
     unified_cgroup(&text).map(str::to_owned)
 }
 
 /// The limits cgroupfs shows for `slice_path` (`/user.slice/user-1000.slice`) under `root`.
 pub fn read_slice(root: &Path, slice_path: &str) -> SliceState {
     let dir = root.join(slice_path.trim_start_matches('/'));
-    let read = |name: &str| fs::read_to_string(dir.join(name)).ok();
-    let limit = |name: &str| read(name).and_then(|t| Limit::parse(&t));
+    let read = |name: &str| read_kernel_file(&dir.join(name)).ok();
+    // Missing: the controller is off or the slice is new. There but not a limit: unreadable.
+    let limit = |name: &str| match read_kernel_file(&dir.join(name)) {
+        Ok(text) => Some(Limit::parse(&text).unwrap_or(Limit::Unreadable)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            None
+        }
+        Err(_) => Some(Limit::Unreadable),
+    };
     SliceState {
         memory_high: limit("memory.high"),
         memory_max: limit("memory.max"),
@@ -114,6 +155,16 @@ mod tests {
             Some("/user.slice/user-1000.slice/session-3.scope")
         );
         assert_eq!(unified_cgroup("12:pids:/x\n"), None);
+        assert_eq!(unified_cgroup("0::/\n"), Some("/"));
+        for odd in [
+            "0::/user.slice/user-1000.slice/../../system.slice\n",
+            "0::/user.slice/user-1000.slice/./x\n",
+            "0::user.slice/user-1000.slice\n",
+            "0::/user.slice/user-1000.slice/a\u{1b}b\n",
+            "0::\n",
+        ] {
+            assert_eq!(unified_cgroup(odd), None, "{odd:?}");
+        }
     }
 
     #[test]
@@ -141,6 +192,21 @@ mod tests {
             read_slice(&root, "/user.slice/user-9.slice"),
             SliceState::default()
         );
+        // Garbage, a directory, a FIFO and an endless file are there but unreadable: no hang.
+        fs::write(dir.join("memory.high"), "banana\n").expect("tmp");
+        fs::remove_file(dir.join("memory.max")).expect("tmp");
+        fs::create_dir(dir.join("memory.max")).expect("tmp");
+        let fifo =
+            std::ffi::CString::new(dir.join("pids.max").into_os_string().into_encoded_bytes()).expect("path");
+        fs::remove_file(dir.join("pids.max")).expect("tmp");
+        // SAFETY: a valid C string path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0, "mkfifo");
+        std::os::unix::fs::symlink("/dev/zero", dir.join("memory.swap.max")).expect("tmp");
+        let s = read_slice(&root, "/user.slice/user-1000.slice");
+        assert_eq!(s.memory_high, Some(Limit::Unreadable));
+        assert_eq!(s.memory_max, Some(Limit::Unreadable));
+        assert_eq!(s.pids_max, Some(Limit::Unreadable));
+        assert_eq!(s.memory_swap_max, Some(Limit::Unreadable));
         let _ = fs::remove_dir_all(&root);
     }
 
