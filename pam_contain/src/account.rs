@@ -3,9 +3,23 @@
 use crate::decide::User;
 use std::ffi::{CStr, CString};
 
+/// The longest part of a user name the log shows.
+const SHOWN_CHARS: usize = 64;
+
+/// A user name as the log shows it: quoted, control characters escaped (no forged log lines, no
+/// terminal escapes), and cut after [`SHOWN_CHARS`] characters with the full length said.
+pub fn shown(name: &str) -> String {
+    let count = name.chars().count();
+    if count <= SHOWN_CHARS {
+        return format!("{name:?}");
+    }
+    let head: String = name.chars().take(SHOWN_CHARS).collect();
+    format!("{head:?}… ({} bytes)", name.len())
+}
+
 /// Looks the user up. `Err` says why, for the log.
 pub fn lookup(name: &str) -> Result<User, String> {
-    let cname = CString::new(name).map_err(|_| format!("user name {name:?} contains a NUL byte"))?;
+    let cname = CString::new(name).map_err(|_| format!("user name {} contains a NUL byte", shown(name)))?;
     let (uid, gid) = passwd(&cname)?;
     let mut groups = Vec::new();
     for g in group_ids(&cname, gid) {
@@ -54,10 +68,13 @@ fn passwd(name: &CStr) -> Result<(u32, u32), String> {
     });
     match found {
         Ok(Some(ids)) => Ok(ids),
-        Ok(None) => Err(format!("no such user {:?} (getpwnam)", name.to_string_lossy())),
+        Ok(None) => Err(format!(
+            "no such user {} (getpwnam)",
+            shown(&name.to_string_lossy())
+        )),
         Err(e) => Err(format!(
-            "cannot look up user {:?}: {}",
-            name.to_string_lossy(),
+            "cannot look up user {}: {}",
+            shown(&name.to_string_lossy()),
             std::io::Error::from_raw_os_error(e)
         )),
     }
@@ -121,5 +138,13 @@ mod tests {
         let err = lookup("no-such-user-contain-test").expect_err("unknown");
         assert!(err.contains("no such user"), "{err}");
         assert!(lookup("a\0b").is_err());
+    }
+
+    #[test]
+    fn names_are_shown_escaped_and_bounded() {
+        assert_eq!(shown("alice"), "\"alice\"");
+        assert_eq!(shown("a\nb\u{1b}[31m"), "\"a\\nb\\u{1b}[31m\"");
+        let long = "x".repeat(300);
+        assert_eq!(shown(&long), format!("\"{}\"… (300 bytes)", "x".repeat(64)));
     }
 }

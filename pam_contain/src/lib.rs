@@ -63,13 +63,26 @@ fn item_text(item: Option<&CStr>) -> Option<String> {
     item.and_then(|c| c.to_str().ok()).map(str::to_owned)
 }
 
+/// PAM_USER as text, or why it cannot be looked up (unset, or not UTF-8), for the log.
+fn user_item(pamh: &PamHandle) -> Result<String, String> {
+    match pamh.get_item::<User>() {
+        Ok(Some(user)) => user.0.to_str().map(str::to_owned).map_err(|_| {
+            format!(
+                "PAM_USER {} is not UTF-8 text",
+                account::shown(&user.0.to_string_lossy())
+            )
+        }),
+        _ => Err("PAM_USER is not set".to_string()),
+    }
+}
+
 struct PamContain;
 pam::pam_hooks!(PamContain);
 
 impl PamHooks for PamContain {
     fn sm_open_session(pamh: &mut PamHandle, args: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
         let (args, warnings) = args::parse(args.iter().filter_map(|a| a.to_str().ok()));
-        let user = item_text(pamh.get_item::<User>().ok().flatten().map(|u| u.0));
+        let user = user_item(pamh);
         let tty = item_text(pamh.get_item::<Tty>().ok().flatten().map(|t| t.0));
         let host = PamHost {
             pamh,
@@ -86,7 +99,7 @@ impl PamHooks for PamContain {
         match session::open_session(
             &host,
             &args,
-            user.as_deref(),
+            user.as_deref().map_err(String::clone),
             session::interactive_tty(tty.as_deref()),
         ) {
             Answer::Success => PamResultCode::PAM_SUCCESS,
@@ -96,7 +109,7 @@ impl PamHooks for PamContain {
 
     fn sm_close_session(pamh: &mut PamHandle, args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
         let (args, _) = args::parse(args.iter().filter_map(|a| a.to_str().ok()));
-        let user = item_text(pamh.get_item::<User>().ok().flatten().map(|u| u.0));
+        let user = user_item(pamh);
         let host = PamHost {
             pamh,
             debug: args.debug,
@@ -106,7 +119,8 @@ impl PamHooks for PamContain {
             Level::Debug,
             &format!(
                 "session closed for {}; nothing to undo",
-                user.as_deref().unwrap_or("(unknown user)")
+                user.as_deref()
+                    .map_or("(unknown user)".to_string(), account::shown)
             ),
         );
         PamResultCode::PAM_SUCCESS

@@ -32,8 +32,14 @@ pub enum Answer {
     Denied,
 }
 
-/// One open_session. `interactive` says whether notices can be shown (a terminal login).
-pub fn open_session(host: &dyn Host, args: &Args, user_name: Option<&str>, interactive: bool) -> Answer {
+/// One open_session. `user_name` is PAM_USER, or why there is none usable; `interactive` says
+/// whether notices can be shown (a terminal login).
+pub fn open_session(
+    host: &dyn Host,
+    args: &Args,
+    user_name: Result<&str, String>,
+    interactive: bool,
+) -> Answer {
     let loaded = load(&args.policy);
     match loaded.outcome {
         Outcome::Applied => {}
@@ -55,10 +61,7 @@ pub fn open_session(host: &dyn Host, args: &Args, user_name: Option<&str>, inter
     }
     let policy = &loaded.policy;
 
-    let user = match user_name
-        .ok_or_else(|| "PAM_USER is not set".to_string())
-        .and_then(account::lookup)
-    {
+    let user = match user_name.and_then(account::lookup) {
         Ok(user) => user,
         Err(why) => return unresolved(host, policy, &why),
     };

@@ -28,7 +28,7 @@ fn in_slice_with_the_right_caps_asks_systemd_nothing() {
         run.log()
     );
     assert!(
-        run.logged("session closed for alice; nothing to undo"),
+        run.logged("session closed for \"alice\"; nothing to undo"),
         "{:?}",
         run.log()
     );
