@@ -4,11 +4,15 @@
 
 #![allow(dead_code)]
 
+pub mod in_process;
+
 use contain_systemd::fake::FakeSystemd;
+use std::ffi::OsStr;
 use std::fs;
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -135,6 +139,8 @@ pub struct Run {
     pub stderr: String,
     pub pid: u32,
     pub took: Duration,
+    /// pamtester's peak resident memory.
+    pub max_rss_kib: u64,
 }
 
 impl Sandbox {
@@ -223,6 +229,12 @@ impl Sandbox {
 
     /// `pamtester contain USER open_session close_session` under pam_wrapper and nss_wrapper.
     pub fn pamtester(&self, user: &str, items: &[&str], extra_args: &str) -> Run {
+        run(self.command(user, items, extra_args))
+    }
+
+    /// The pamtester command of [`Sandbox::pamtester`], for a caller to adjust (another bus, any
+    /// bytes as the user name, limits) before [`run`].
+    pub fn command(&self, user: impl AsRef<OsStr>, items: &[&str], extra_args: &str) -> Command {
         let svc_dir = self.service_file(extra_args);
         let preload = format!(
             "{} {}",
@@ -234,7 +246,9 @@ impl Sandbox {
         for item in items {
             cmd.args(["-I", item]);
         }
-        cmd.args(["contain", user, "open_session", "close_session"])
+        cmd.arg("contain")
+            .arg(user)
+            .args(["open_session", "close_session"])
             .env("LD_PRELOAD", preload)
             .env("PAM_WRAPPER", "1")
             .env("PAM_WRAPPER_SERVICE_DIR", &svc_dir)
@@ -245,21 +259,58 @@ impl Sandbox {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let started = Instant::now();
-        let child = cmd.spawn().expect("pamtester runs");
-        let pid = child.id();
-        let Output {
-            status,
-            stdout,
-            stderr,
-        } = child.wait_with_output().expect("pamtester ends");
-        Run {
-            code: status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
-            pid,
-            took: started.elapsed(),
+        cmd
+    }
+}
+
+/// A run still going after this is killed: a hang fails its test instead of stalling the suite.
+pub const RUN_LIMIT: Duration = Duration::from_secs(30);
+
+/// Runs a pamtester command to its end, or kills it after [`RUN_LIMIT`].
+#[allow(clippy::zombie_processes)] // reaped by wait4 below, which clippy does not see
+pub fn run(mut cmd: Command) -> Run {
+    let started = Instant::now();
+    let mut child = cmd.spawn().expect("pamtester runs");
+    let pid = child.id();
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    // wait4 rather than Child::try_wait: it also tells the child's peak memory.
+    // SAFETY: an all-zero rusage is a valid value to be filled in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let mut status: libc::c_int = 0;
+    loop {
+        // SAFETY: pid is our unreaped child; status and usage are valid for writing.
+        let reaped = unsafe { libc::wait4(pid as libc::pid_t, &mut status, libc::WNOHANG, &mut usage) };
+        assert!(reaped >= 0, "wait4: {}", std::io::Error::last_os_error());
+        if reaped == pid as libc::pid_t {
+            break;
         }
+        if started.elapsed() > RUN_LIMIT {
+            let _ = child.kill();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let took = started.elapsed();
+    Run {
+        code: if libc::WIFEXITED(status) {
+            libc::WEXITSTATUS(status)
+        } else {
+            -1
+        },
+        max_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+        pid,
+        took,
     }
 }
 

@@ -1,0 +1,215 @@
+//! The module loaded into this process by Linux-PAM, as sshd loads it, through every kind of
+//! fault in a row: no PAM_USER and hostile ones, unreadable /proc and cgroupfs files, a hostile
+//! policy, systemd that never answers, no bus at all. The host must come out of each call with
+//! PAM's answer in time, root let in, no thread left and its memory flat. One test: the thread
+//! list, the memory peak and the bus address are per process.
+
+mod common;
+
+use common::in_process::*;
+use common::*;
+use contain_systemd::fake::{Answer, FakeSystemd};
+use std::ffi::c_int;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const TIMEOUT_MS: u64 = 500;
+/// The timeout plus a margin for a loaded machine.
+const BOUND: Duration = Duration::from_millis(1500);
+
+/// This process's peak resident memory (VmHWM), in KiB.
+fn peak_kib() -> u64 {
+    fs::read_to_string("/proc/self/status")
+        .expect("/proc/self/status")
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+/// One login, with its answer checked against `want` and its time against the bound. The call
+/// runs on a thread of its own so that a hang fails the test instead of stalling it.
+fn attempt(dir: &Path, user: Option<&[u8]>, want: c_int, what: &str) -> Duration {
+    let (dir, user) = (dir.to_path_buf(), user.map(<[u8]>::to_vec));
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let started = Instant::now();
+    let call = std::thread::spawn(move || {
+        let _ = done_tx.send(login_as(&dir, user.as_deref(), None));
+    });
+    let rc = match done.recv_timeout(BOUND * 4) {
+        Ok(rc) => rc,
+        Err(_) => panic!("{what}: the PAM call hung"),
+    };
+    let took = started.elapsed();
+    let _ = call.join();
+    assert_eq!(rc, want, "{what}: PAM answered {rc}, not {want}");
+    assert!(took <= BOUND, "{what}: took {took:?}");
+    took
+}
+
+#[test]
+fn the_host_survives_every_fault() {
+    require_tools();
+    // A module reading without end must fail this test, not exhaust the machine.
+    let limit = libc::rlimit {
+        rlim_cur: 1 << 30,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: a valid rlimit for this process.
+    assert_eq!(
+        unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) },
+        0,
+        "setrlimit"
+    );
+    // A real account on every Debian system, capped by the test policy (uid >= 1000).
+    let nobody = 65534;
+    let (user, root) = (Some(&b"nobody"[..]), Some(&b"root"[..]));
+    let dir = std::env::temp_dir().join(format!("pam-contain-faults-host-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    let slice = dir.join(format!("cg/user.slice/user-{nobody}.slice"));
+    fs::create_dir_all(&slice).expect("tmp");
+    fs::create_dir_all(dir.join("notices")).expect("tmp");
+    let policy = dir.join("policy.toml");
+    fs::write(&policy, POLICY).expect("policy");
+    let proc_cgroup = dir.join("proc_cgroup");
+    let fake = FakeSystemd::start().expect("dbus-daemon and the fake systemd start");
+    // SAFETY: the only test in this binary; set before any module call reads it.
+    unsafe { std::env::set_var("CONTAIN_SYSTEM_BUS_ADDRESS", fake.address()) };
+    let service = |extra: &str| {
+        let line = format!(
+            "session required {} timeout={TIMEOUT_MS} policy={} cgroup_root={} proc_cgroup={} notices={} {extra}\n",
+            module_path().display(),
+            policy.display(),
+            dir.join("cg").display(),
+            proc_cgroup.display(),
+            dir.join("notices").display(),
+        );
+        fs::write(dir.join("contain"), line).expect("service file");
+    };
+    service("");
+    let in_slice = || {
+        fs::write(
+            &proc_cgroup,
+            format!("0::/user.slice/user-{nobody}.slice/session-1.scope\n"),
+        )
+        .expect("proc_cgroup")
+    };
+    in_slice();
+
+    // Warm up: libpam, the module and NSS load once, as in a long-running sshd.
+    attempt(&dir, root, PAM_SUCCESS, "warm-up");
+    let threads_before = threads();
+    let peak_before = peak_kib();
+
+    // 1. No PAM_USER, and hostile ones: denied (on_failure = deny), systemd never asked.
+    let long = vec![b'x'; 300];
+    let names: [Option<&[u8]>; 9] = [
+        None,
+        Some(b""),
+        Some(&long),
+        Some(b"al\nice"),
+        Some(b"\x1b[31mroot\x1b[0m"),
+        Some(b"a\x01b"),
+        Some(b"../../etc/passwd"),
+        Some(b"root "),
+        Some(b"r\xffoot"),
+    ];
+    for name in names {
+        let what = format!("PAM_USER {:?}", name.map(String::from_utf8_lossy));
+        attempt(&dir, name, PAM_SESSION_ERR, &what);
+    }
+    assert_eq!(fake.take_calls(), [], "no unit for an unknown name");
+    attempt(&dir, root, PAM_SUCCESS, "root after hostile names");
+
+    // 2. /proc/self/cgroup unreadable: a scope is tried; it cannot be seen to hold the process.
+    let odd = dir.join("odd");
+    let fifo = std::ffi::CString::new(dir.join("fifo").into_os_string().into_encoded_bytes()).expect("path");
+    // SAFETY: a valid C string path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0, "mkfifo");
+    fs::create_dir(&odd).expect("tmp");
+    for path in [
+        "/dev/zero",
+        &dir.join("fifo").display().to_string(),
+        &odd.display().to_string(),
+        "/nonexistent",
+    ] {
+        service(&format!("proc_cgroup={path}"));
+        let what = format!("proc_cgroup={path}");
+        attempt(&dir, user, PAM_SESSION_ERR, &what);
+        let calls = fake.take_calls();
+        assert_eq!(calls.len(), 1, "{what}: {calls:?}");
+        assert_eq!(
+            calls[0].unit,
+            format!("contain-{nobody}-{}.scope", std::process::id()),
+            "{what}"
+        );
+        attempt(&dir, root, PAM_SUCCESS, &format!("{what}: root"));
+    }
+    service("");
+
+    // 3. Garbage in cgroupfs: never taken as the policy's caps; repaired.
+    for (file, text) in [("memory.max", "banana"), ("memory.high", ""), ("pids.max", "-1")] {
+        fs::write(slice.join(file), text).expect("tmp");
+    }
+    fs::create_dir(slice.join("memory.swap.max")).expect("tmp");
+    attempt(&dir, user, PAM_SUCCESS, "garbage cgroupfs");
+    let calls = fake.take_calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(
+        calls[0].properties,
+        [
+            "MemoryHigh=1073741824",
+            "MemoryMax=2147483648",
+            "MemorySwapMax=0",
+            "TasksMax=512"
+        ]
+    );
+    attempt(&dir, root, PAM_SUCCESS, "garbage cgroupfs: root");
+
+    // 4. A group-writable policy: the built-in default, still enforced.
+    fs::set_permissions(&policy, fs::Permissions::from_mode(0o666)).expect("chmod");
+    attempt(&dir, user, PAM_SUCCESS, "group-writable policy");
+    let calls = fake.take_calls();
+    assert!(
+        calls.len() == 1
+            && calls[0]
+                .properties
+                .iter()
+                .any(|p| p.starts_with("MemoryMaxScale=")),
+        "the default's caps: {calls:?}"
+    );
+    attempt(&dir, root, PAM_SUCCESS, "group-writable policy: root");
+    fs::set_permissions(&policy, fs::Permissions::from_mode(0o644)).expect("chmod");
+
+    // 5. systemd never answers: denied at the timeout, not later.
+    fake.answer(Answer::Never);
+    let took = attempt(&dir, user, PAM_SESSION_ERR, "systemd never answers");
+    assert!(
+        took >= Duration::from_millis(TIMEOUT_MS),
+        "cut off early: {took:?}"
+    );
+    attempt(&dir, root, PAM_SUCCESS, "systemd never answers: root");
+
+    fake.take_calls();
+    assert_eq!(threads(), threads_before, "a thread was left behind");
+
+    // 6. No bus at all. (The fake's own teardown, with a call left pending, may leave a zbus
+    // helper thread: only threads the module would add count.)
+    drop(fake);
+    let threads_without_bus = threads();
+    attempt(&dir, user, PAM_SESSION_ERR, "no bus");
+    attempt(&dir, root, PAM_SUCCESS, "no bus: root");
+    let mut left = threads_without_bus;
+    for name in threads() {
+        let Some(i) = left.iter().position(|n| *n == name) else {
+            panic!("a thread was left behind without a bus: {name}");
+        };
+        left.remove(i);
+    }
+
+    let grew = peak_kib().saturating_sub(peak_before);
+    assert!(grew < 16 << 10, "the host's memory peak grew by {grew} KiB");
+    let _ = fs::remove_dir_all(&dir);
+}
