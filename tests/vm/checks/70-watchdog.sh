@@ -25,8 +25,15 @@ install_tools
 
 if ! ssh_root 'systemctl is-active --quiet contain-watchdog.service'; then
     errs+=("contain-watchdog.service was not active ($(ssh_root 'systemctl is-active contain-watchdog.service' || true))")
-    ssh_root 'systemctl start contain-watchdog.service' || true
 fi
+# Every sample and verdict in the journal for this check, to show on a failure.
+dropin=/run/systemd/system/contain-watchdog.service.d
+ssh_root "mkdir -p $dropin && printf '[Service]\nEnvironment=CONTAIN_WATCHDOG_DEBUG=1\n' >$dropin/70-debug.conf &&
+    systemctl daemon-reload && systemctl restart contain-watchdog.service"
+undebug() {
+    ssh_root "rm -f $dropin/70-debug.conf && systemctl daemon-reload && systemctl restart contain-watchdog.service" || true
+}
+trap undebug EXIT
 figs+=("memory_high $(mib "$high"), memory_max $(mib "$max"), grace ${grace} s")
 
 # bob's neighbour probe: 15 s idle first, for comparison.
@@ -66,7 +73,7 @@ logins=$VM_RUN_DIR/wd-root-logins.txt
 (
     for _ in $(seq 1 10); do
         s=$(date +%s.%N)
-        if ssh_root true; then echo "$s $(date +%s.%N)" >>"$logins"; else echo "$s fail" >>"$logins"; fi
+        if ssh_root_login true; then echo "$s $(date +%s.%N)" >>"$logins"; else echo "$s fail" >>"$logins"; fi
         sleep 3
     done
 ) &
@@ -160,7 +167,9 @@ fi
 
 # At her next terminal login alice is told (pam_contain shows the watchdog's notice).
 if ssh_root "test -s /var/lib/contain/notices/$uid"; then
-    told=$(ssh "${VM_SSH_OPTS[@]}" -tt -i "$VM_KEY" -p "$VM_PORT" alice@127.0.0.1 true </dev/null 2>&1 | tr -d '\r' | grep -m1 '^contain:' || true)
+    # An interactive login (a terminal, no command): sshd prints PAM's messages only there.
+    told=$(printf 'exit\n' | ssh "${VM_SSH_OPTS[@]}" -tt -i "$VM_KEY" -p "$VM_PORT" alice@127.0.0.1 2>&1 |
+        tr -d '\r' | grep -m1 '^contain:' || true)
     if [ -n "$told" ]; then
         figs+=("told: ${told}")
         ssh_root "test ! -e /var/lib/contain/notices/$uid" || errs+=("the notice was shown but not removed")
@@ -174,4 +183,10 @@ fi
 ssh_root 'pkill -u alice -f vm-grow.py; pkill -u alice -x sleep; su - alice -c "tmux kill-server"' >/dev/null 2>&1 || true
 kill "$other" 2>/dev/null || true
 wait "$other" 2>/dev/null || true
+if ((${#errs[@]})); then
+    echo "----- contain-watchdog journal (debug) -----"
+    ssh_root "journalctl -u contain-watchdog.service --since @${t0%.*} --no-pager -o short-monotonic | tail -n 60" || true
+fi
+trap - EXIT
+undebug
 finish "$name"

@@ -3,7 +3,7 @@
 # sudo, cron) and no contain units remain; purge then removes /etc/contain.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
-name=10-remove
+name=99-remove
 errs=()
 figs=()
 
