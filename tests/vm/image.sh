@@ -28,6 +28,14 @@ if [ -f "$OUT/ready" ]; then
     echo "$OUT"
     exit 0
 fi
+mkdir -p "$CACHE_ROOT"
+# One builder per suite at a time; a second caller waits, then reuses the result.
+exec 9>"$CACHE_ROOT/.build-$SUITE.lock"
+flock 9
+if [ -f "$OUT/ready" ]; then
+    echo "$OUT"
+    exit 0
+fi
 
 log() { echo "image.sh[$SUITE]: $*" >&2; }
 for tool in mmdebstrap mkfs.ext4 qemu-img ssh-keygen; do
@@ -35,7 +43,6 @@ for tool in mmdebstrap mkfs.ext4 qemu-img ssh-keygen; do
 done
 [ "$(id -u)" -eq 0 ] || { log "needs root (mmdebstrap directory mode, chroot)"; exit 1; }
 
-mkdir -p "$CACHE_ROOT"
 # Old images of this suite are stale once the key changes.
 find "$CACHE_ROOT" -maxdepth 1 -name "$SUITE-*" ! -name "$SUITE-$key" -exec rm -rf {} +
 WORK="$OUT.tmp"

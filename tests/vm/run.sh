@@ -73,15 +73,21 @@ stop_vm() {
 trap stop_vm EXIT
 
 run_suite() {
-    local suite=$1 img t0 t1
+    local suite=$1 img t0 t1 fails0
     t0=$SECONDS
+    fails0=$(grep -c '^FAIL' "$VM_RESULTS" || true)
     echo "=== $suite ==="
     img=$("$HERE/image.sh" "$suite") || { fail "image" "image.sh failed"; return; }
     probe_accel "$img"
 
     VM_SUITE=$suite
-    # Keep only the last run's overlay and logs, for a look after a failure.
-    rm -rf "$CACHE_ROOT/run-$suite-"*
+    # Others may be running VMs from the same cache: remove only runs whose QEMU is gone.
+    local d
+    for d in "$CACHE_ROOT"/run-*; do
+        [ -d "$d" ] || continue
+        if [ -f "$d/qemu.pid" ] && kill -0 "$(cat "$d/qemu.pid")" 2>/dev/null; then continue; fi
+        [ -n "$(find "$d" -maxdepth 0 -mmin +5)" ] && rm -rf "$d"
+    done
     VM_RUN_DIR=$(mktemp -d "$CACHE_ROOT/run-$suite-XXXXXX")
     VM_SERIAL=$VM_RUN_DIR/serial.log
     VM_KEY=$VM_RUN_DIR/id_test
@@ -153,6 +159,8 @@ run_suite() {
         fi
     done
     stop_vm
+    # A clean run leaves nothing behind; a failed one keeps its overlay and logs.
+    if [ "$(grep -c '^FAIL' "$VM_RESULTS" || true)" -eq "$fails0" ]; then rm -rf "$VM_RUN_DIR"; fi
     echo "=== $suite done in $((SECONDS - t0)) s ($timings) ==="
 }
 
