@@ -14,7 +14,8 @@ CACHE_ROOT=${CONTAIN_VM_CACHE:-/var/tmp/contain-vm}
 
 PACKAGES=(systemd systemd-sysv systemd-oomd udev dbus libpam-systemd libpam-runtime
     openssh-server linux-image-amd64 initramfs-tools kmod procps stress-ng iproute2
-    tmux python3-minimal cron at sudo login passwd util-linux docker.io busybox-static)
+    tmux python3-minimal cron at sudo login passwd util-linux docker.io busybox-static
+    apparmor)
 
 key=$( {
     echo "$SUITE"
