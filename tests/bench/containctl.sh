@@ -31,6 +31,7 @@ cg() { # path max
     printf 'some avg10=1.00 avg60=0.50 avg300=0.10 total=1\nfull avg10=0.50 avg60=0.20 avg300=0.00 total=1\n' >"$d/memory.pressure"
     printf 'low 0\nhigh 3\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n' >"$d/memory.events"
 }
+mkdir -p "$root/sys/fs/cgroup"
 echo "cpu io memory pids" >"$root/sys/fs/cgroup/cgroup.controllers"
 cg /user.slice 943718400
 for i in $(seq 1 "$n"); do
