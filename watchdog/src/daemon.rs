@@ -34,6 +34,8 @@ pub struct Config {
     pub hot_ms: u64,
     /// How long the kernel gets to print its report of an OOM kill we saw counted.
     pub report_delay_ms: u64,
+    /// Log every sample and verdict (`CONTAIN_WATCHDOG_DEBUG=1`).
+    pub debug: bool,
 }
 
 impl Config {
@@ -45,6 +47,7 @@ impl Config {
             rescan_ms: 30_000,
             hot_ms: 3000,
             report_delay_ms: 300,
+            debug: std::env::var_os("CONTAIN_WATCHDOG_DEBUG").is_some_and(|v| !v.is_empty() && v != "0"),
         }
     }
 }
@@ -330,7 +333,13 @@ impl Daemon {
                 return;
             }
         };
+        let prev = w.tracker.last().cloned();
         let obs = w.tracker.observe(sample.clone(), &rules);
+        if self.cfg.debug
+            && let Some(prev) = prev
+        {
+            log(7, &debug_line(cgroup, &prev, &sample, &obs.verdict));
+        }
         if obs.new_oom_kills > 0 {
             self.seen.push(SeenKills {
                 cgroup: cgroup.to_string(),
@@ -653,6 +662,25 @@ impl Daemon {
             self.report_seen();
         }
     }
+}
+
+/// One sample, as the decision saw it: what to look at when tuning the thresholds.
+fn debug_line(cgroup: &str, prev: &Sample, now: &Sample, verdict: &Verdict) -> String {
+    let ms = now.at_ms.saturating_sub(prev.at_ms).max(1);
+    let stall = match (prev.stall_us, now.stall_us) {
+        (Some(a), Some(b)) => format!("{}", b.saturating_sub(a) / ms),
+        _ => "?".into(),
+    };
+    format!(
+        "{cgroup}: {ms} ms, current {} ({} of high), high events +{}, stall {stall}‰, oom_kill +{}: {verdict:?}",
+        now.current >> 20,
+        now.high.map_or("-".into(), |h| format!(
+            "{}‰",
+            (now.current as u128 * 1000 / h.max(1) as u128)
+        )),
+        now.high_events.saturating_sub(prev.high_events),
+        now.oom_kills.saturating_sub(prev.oom_kills),
+    )
 }
 
 fn user_of(kind: &Kind) -> Option<String> {

@@ -34,6 +34,10 @@ pub struct Rules {
     pub min_stall_permille: u64,
     /// "Relief": usage fell this share of memory.high (per mille) below the episode's peak.
     pub relief_permille: u64,
+    /// Reclaim events count as recent this long. The kernel puts a task far over memory.high
+    /// to sleep for up to 2 s between attempts (MEMCG_MAX_HIGH_DELAY_JIFFIES): a second with
+    /// no new event, still stalled, is the deepest throttling, not relief.
+    pub event_window_ms: u64,
 }
 
 impl Rules {
@@ -43,6 +47,7 @@ impl Rules {
             near_high_permille: 950,
             min_stall_permille: 300,
             relief_permille: 50,
+            event_window_ms: 3_000,
         }
     }
 }
@@ -81,6 +86,8 @@ pub struct Tracker {
     episode: Option<Episode>,
     /// No new action before this time: the last one gets a grace period to show its effect.
     hold_until_ms: u64,
+    /// When memory.events `high` last rose.
+    last_event_ms: Option<u64>,
 }
 
 impl Tracker {
@@ -102,7 +109,17 @@ impl Tracker {
         };
         // A counter that went backwards means the cgroup was removed and created again.
         let new_oom_kills = sample.oom_kills.saturating_sub(prev.oom_kills);
-        let verdict = match (throttled(&prev, &sample, rules), self.episode) {
+        if sample.high_events > prev.high_events {
+            self.last_event_ms = Some(sample.at_ms);
+        }
+        // An episode starts on fresh reclaim events; once on, recent ones keep it going.
+        let events = match self.episode {
+            None => sample.high_events > prev.high_events,
+            Some(_) => self
+                .last_event_ms
+                .is_some_and(|t| sample.at_ms.saturating_sub(t) <= rules.event_window_ms),
+        };
+        let verdict = match (events && throttled(&prev, &sample, rules), self.episode) {
             (false, None) => Verdict::Calm,
             (false, Some(ep)) => {
                 self.episode = None;
@@ -174,16 +191,14 @@ impl Tracker {
     }
 }
 
-/// Was the cgroup throttled at its memory.high during the interval between two samples?
+/// Was the cgroup held at its memory.high and stalled during the interval between two samples?
+/// (Whether reclaim events are recent enough is the caller's part.)
 fn throttled(prev: &Sample, now: &Sample, rules: &Rules) -> bool {
     let Some(high) = now.high else {
         return false;
     };
     // memory.high at or above memory.max never throttles: the kernel OOM-kills at max itself.
     if now.max.is_some_and(|max| high >= max) {
-        return false;
-    }
-    if now.high_events <= prev.high_events {
         return false;
     }
     if (now.current as u128) * 1000 < (high as u128) * (rules.near_high_permille as u128) {
@@ -345,6 +360,24 @@ mod tests {
             let samples: Vec<_> = (0..30).map(|_| sc.step(800 * M, 10, 900)).collect();
             assert!(run(&mut t, samples).iter().all(|v| *v == Verdict::Calm));
         }
+    }
+
+    #[test]
+    fn seconds_without_events_inside_the_kernels_throttle_sleep_are_not_relief() {
+        let mut sc = Script::new();
+        let mut t = Tracker::default();
+        let mut samples = vec![sc.step(300 * M, 0, 0)];
+        // Far over high, the task sleeps up to 2 s per attempt: events every other second.
+        for i in 0..14 {
+            samples.push(sc.step(660 * M, if i % 2 == 0 { 3 } else { 0 }, 1000));
+        }
+        let v = run(&mut t, samples);
+        assert!(!v.iter().any(|v| matches!(v, Verdict::Relieved { .. })), "{v:?}");
+        assert_eq!(
+            v.iter().position(|v| matches!(v, Verdict::Act { .. })),
+            Some(11),
+            "{v:?}"
+        );
     }
 
     #[test]

@@ -184,6 +184,7 @@ ssh_root 'pkill -u alice -f vm-grow.py; pkill -u alice -x sleep; su - alice -c "
 kill "$other" 2>/dev/null || true
 wait "$other" 2>/dev/null || true
 if ((${#errs[@]})); then
+    (IFS=; echo "figures: $(printf '%s, ' "${figs[@]}" | sed 's/, $//')")
     echo "----- contain-watchdog journal (debug) -----"
     ssh_root "journalctl -u contain-watchdog.service --since @${t0%.*} --no-pager -o short-monotonic | tail -n 60" || true
 fi
