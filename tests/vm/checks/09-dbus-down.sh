@@ -8,6 +8,7 @@ errs=()
 figs=()
 action=$(policy_get login.on_failure deny)
 
+t0=$(guest_now)
 ssh_root 'systemctl stop dbus.socket dbus.service' || errs+=("cannot stop dbus")
 ssh_root '! systemctl is-active --quiet dbus.service' || errs+=("dbus still active")
 
@@ -33,7 +34,7 @@ allow)
     grep -qx in <<<"$out" && figs+=("alice allowed after $took s") || errs+=("alice denied though on_failure = allow")
     ;;
 esac
-jline=$(ssh_root "journalctl --since '-3min' --no-pager -o cat | grep -m1 -i 'pam_contain'" || true)
+jline=$(ssh_root "journalctl --since @${t0%.*} --no-pager -o cat | grep -m1 'pam_contain(sshd:session)'" || true)
 figs+=("journal: $(cut -c1-100 <<<"${jline:-none}")")
 
 # Put the bus back (logind lost it too); the next check reboots anyway.
