@@ -17,6 +17,8 @@ pub use property::{Property, Value, properties_for, scale_from_permyriad};
 
 use std::fmt;
 use std::future::{Future, poll_fn};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -129,11 +131,14 @@ where
     Fut: Future<Output = Result<T, Error>>,
 {
     let address = bus_address();
+    let started = std::time::Instant::now();
+    let stream = connect_socket(&address, timeout)?;
+    let remaining = timeout.saturating_sub(started.elapsed());
     zbus::block_on(async {
         let runtime = zruntime::SharedRuntime::current().map_err(|e| Error::Bus(e.to_string()))?;
         let call = async {
-            let connection = zbus::connection::Builder::address(address.as_str())
-                .method_timeout(timeout)
+            let connection = zbus::connection::Builder::unix_stream(stream)
+                .method_timeout(remaining)
                 .build()
                 .await
                 .map_err(|e| Error::NoBus {
@@ -142,7 +147,7 @@ where
                 })?;
             work(connection).await
         };
-        match runtime.timeout(timeout, call).await {
+        match runtime.timeout(remaining, call).await {
             Ok(out) => out.map_err(|e| timed_out_io(e, what, timeout)),
             Err(_) => Err(Error::Timeout {
                 what: what.to_string(),
@@ -150,6 +155,114 @@ where
             }),
         }
     })
+}
+
+/// Connects to a `unix:path=` or `unix:abstract=` bus address on this thread, within `timeout`.
+///
+/// zbus would connect on a pooled helper thread that lingers after the call returns; inside
+/// sshd no thread may outlive the PAM call.
+fn connect_socket(address: &str, timeout: Duration) -> Result<UnixStream, Error> {
+    let no_bus = |reason: String| Error::NoBus {
+        address: address.to_string(),
+        reason,
+    };
+    let (path, is_abstract) = parse_unix_address(address)
+        .ok_or_else(|| no_bus("only unix:path= and unix:abstract= addresses are supported".into()))?;
+    // SAFETY: plain socket(2); the fd is owned below.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(no_bus(std::io::Error::last_os_error().to_string()));
+    }
+    // SAFETY: fd is a fresh socket that nothing else owns.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        // A non-blocking connect on a Unix socket either completes or says EAGAIN (backlog full).
+        match connect_unix(&socket, &path, is_abstract) {
+            Ok(()) => return Ok(UnixStream::from(socket)),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                return Err(Error::Timeout {
+                    what: format!("connecting to {address}"),
+                    after: timeout,
+                });
+            }
+            Err(e) => return Err(no_bus(e.to_string())),
+        }
+    }
+}
+
+fn connect_unix(socket: &OwnedFd, path: &[u8], is_abstract: bool) -> std::io::Result<()> {
+    // SAFETY: sockaddr_un is plain data; all zeroes is a valid value.
+    let mut raw: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    raw.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    // An abstract name starts with a NUL byte; a path ends with one.
+    let name: Vec<u8> = if is_abstract {
+        std::iter::once(0).chain(path.iter().copied()).collect()
+    } else {
+        path.to_vec()
+    };
+    if name.len() >= raw.sun_path.len() || (!is_abstract && name.contains(&0)) {
+        return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
+    }
+    for (dst, src) in raw.sun_path.iter_mut().zip(&name) {
+        *dst = *src as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sa_family_t>() + name.len() + usize::from(!is_abstract);
+    // SAFETY: raw is a valid sockaddr_un of `len` bytes; the fd is a live socket.
+    let rc = unsafe {
+        libc::connect(
+            socket.as_raw_fd(),
+            (&raw as *const libc::sockaddr_un).cast(),
+            len as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// The socket of the first `unix:` transport in a D-Bus address, unescaped; `true` if abstract.
+fn parse_unix_address(address: &str) -> Option<(Vec<u8>, bool)> {
+    let transport = address.split(';').next()?;
+    let params = transport.strip_prefix("unix:")?;
+    for kv in params.split(',') {
+        let (key, value) = kv.split_once('=')?;
+        let is_abstract = match key {
+            "path" => false,
+            "abstract" => true,
+            _ => continue,
+        };
+        return Some((unescape_address_value(value)?, is_abstract));
+    }
+    None
+}
+
+fn unescape_address_value(value: &str) -> Option<Vec<u8>> {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = value.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Some(out)
 }
 
 async fn call_manager<B>(
