@@ -43,12 +43,20 @@ probe_accel() {
     if [ -n "$ACCEL" ]; then return; fi
     ACCEL="-accel tcg -cpu max"
     [ -w /dev/kvm ] || return 0
+    # The verdict holds for this host kernel and QEMU: probe once, not per run.
+    local key cache="$CACHE_ROOT/accel"
+    key="$(uname -r) $(qemu-system-x86_64 --version | head -n1)"
+    if [ -f "$cache" ] && [ "$(head -n1 "$cache")" = "$key" ]; then
+        ACCEL=$(sed -n 2p "$cache")
+        return 0
+    fi
     log=$(mktemp)
     timeout 15 qemu-system-x86_64 -accel kvm -cpu host -m 256 -machine q35 -no-reboot \
         -kernel "$img/vmlinuz" -append 'console=ttyS0 panic=-1' \
         -display none -serial "file:$log" >/dev/null 2>&1 || true
     if grep -q 'Kernel panic' "$log"; then ACCEL="-accel kvm -cpu host"; fi
     rm -f "$log"
+    printf '%s\n%s\n' "$key" "$ACCEL" >"$cache"
 }
 
 dump_guest() {
