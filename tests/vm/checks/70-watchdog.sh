@@ -133,6 +133,10 @@ else
     grep -q 'CONTAIN_USER=alice' <<<"$fields" || errs+=("journal entry does not name alice: $fields")
     figs+=("journal: ${fields}")
 fi
+# Its hardening still lets it read the kernel's OOM reports and write its state.
+if ssh_root 'journalctl -b -u contain-watchdog.service --no-pager -o cat' | grep -E 'cannot (read|write|watch|leave|restore)'; then
+    errs+=("contain-watchdog reported an access problem (see above)")
+fi
 json=$(ssh_root 'cat /run/contain/watchdog.json' || true)
 wk=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["cgroups"][sys.argv[1]]["watchdog_kills"])' "$slice" <<<"$json" 2>/dev/null || echo 0)
 ((wk >= 1)) || errs+=("watchdog.json counts no watchdog kill for $slice")
