@@ -12,7 +12,7 @@ slice=/user.slice/user-$uid.slice
 out=$(ssh_as alice 'sed -n s/^0:://p /proc/self/cgroup; cd /sys/fs/cgroup/user.slice/user-$(id -u).slice && cat memory.high memory.max memory.swap.max')
 { read -r cg; read -r high; read -r max; read -r swap; } <<<"$out"
 say "alice logs in over ssh; her shell runs in $cg"
-say "  her slice: throttled at $(mib "$high"), killed at $(mib "$max"), swap $(mib "$swap")"
+say "  her slice: throttled above $(mib "$high"), hard ceiling $(mib "$max"), swap $(mib "$swap")"
 case "$cg" in "$slice"/*) ;; *) errs+=("alice's login is not in $slice") ;; esac
 [ "$max" != max ] || errs+=("alice's slice is not capped")
 
@@ -32,8 +32,8 @@ if wait_until 200 killed; then
     line=$(ssh_root "journalctl -k -o short-unix --since @${t0%.*} --no-pager | grep -m1 'oom-kill:.*CONSTRAINT_MEMCG'" || true)
     victim=$(ssh_root "journalctl -k --since @${t0%.*} --no-pager | grep -m1 -o 'Killed process [0-9]* ([^)]*)'" || true)
     secs=$(python3 -c "print(f'{${line%% *} - $t0:.1f}')" 2>/dev/null || echo '?')
-    say "... the kernel ended it after $secs s at her ceiling: ${victim:-?}"
-    say "    $(grep -o 'oom_memcg=[^,]*' <<<"$line"), nothing else of hers touched"
+    say "... ended after $secs s inside her slice by the kernel's memcg OOM: ${victim:-?}"
+    say "    $(grep -o 'oom_memcg=[^,]*' <<<"$line")"
     figs+=("killed after $secs s")
 else
     errs+=("the runaway was not killed within 200 s")
