@@ -100,7 +100,7 @@ impl PamHooks for PamContain {
             &host,
             &args,
             user.as_deref().map_err(String::clone),
-            session::interactive_tty(tty.as_deref()),
+            session::notice_delivery(tty.as_deref()),
         ) {
             Answer::Success => PamResultCode::PAM_SUCCESS,
             Answer::Denied => PamResultCode::PAM_SESSION_ERR,

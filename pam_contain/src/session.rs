@@ -32,13 +32,27 @@ pub enum Answer {
     Denied,
 }
 
-/// One open_session. `user_name` is PAM_USER, or why there is none usable; `interactive` says
-/// whether notices can be shown (a terminal login).
+/// How the watchdog's notices reach the user in this session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Notices {
+    /// A terminal login: show them, then remove them.
+    Show,
+    /// sshd before it knows whether a pty follows (PAM_TTY=ssh): sshd prints them on a
+    /// terminal login and drops them for `ssh host cmd`, so they are kept for a day.
+    ShowAndKeep,
+    /// cron, sudo, `su -c`: nobody would see them.
+    Hide,
+}
+
+/// How long a notice shown to sshd without a terminal is shown again.
+const KEEP_NOTICES: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// One open_session. `user_name` is PAM_USER, or why there is none usable.
 pub fn open_session(
     host: &dyn Host,
     args: &Args,
     user_name: Result<&str, String>,
-    interactive: bool,
+    notices: Notices,
 ) -> Answer {
     let loaded = load(&args.policy);
     match loaded.outcome {
@@ -68,12 +82,10 @@ pub fn open_session(
     let deadline = Instant::now() + args.timeout;
     match place(host, args, policy, &user, deadline) {
         Ok(()) => {
-            if interactive {
-                show_notices(host, args, user.uid);
-            }
+            show_notices(host, args, user.uid, notices);
             Answer::Success
         }
-        Err(why) => failed(host, policy, &user, &why, interactive, args),
+        Err(why) => failed(host, policy, &user, &why, notices, args),
     }
 }
 
@@ -96,14 +108,7 @@ fn unresolved(host: &dyn Host, policy: &Policy, why: &str) -> Answer {
     }
 }
 
-fn failed(
-    host: &dyn Host,
-    policy: &Policy,
-    user: &User,
-    why: &str,
-    interactive: bool,
-    args: &Args,
-) -> Answer {
+fn failed(host: &dyn Host, policy: &Policy, user: &User, why: &str, notices: Notices, args: &Args) -> Answer {
     let slice = user_slice(user.uid);
     let head = format!("uid {}: cannot place the session in {slice}: {why}", user.uid);
     let check = "check `systemctl status dbus` and `busctl status org.freedesktop.systemd1`";
@@ -125,9 +130,7 @@ fn failed(
                 Level::Warning,
                 &format!("{head}; session allowed UNCAPPED ({why_allowed}); {check}"),
             );
-            if interactive {
-                show_notices(host, args, user.uid);
-            }
+            show_notices(host, args, user.uid, notices);
             Answer::Success
         }
     }
@@ -230,31 +233,56 @@ fn repair(host: &dyn Host, uid: u32, action: Action, deadline: Instant) -> Resul
     Ok(())
 }
 
-/// Shows the watchdog's notices, then removes them — only once they were delivered.
-fn show_notices(host: &dyn Host, args: &Args, uid: u32) {
+/// Shows the watchdog's notices, then removes them — only once they were delivered, and, where
+/// sshd may drop them unseen, only once they are a day old.
+fn show_notices(host: &dyn Host, args: &Args, uid: u32, notices: Notices) {
+    if notices == Notices::Hide {
+        return;
+    }
     let Some(lines) = system::read_notices(&args.notices, uid) else {
         return;
     };
-    if lines.iter().all(|l| host.tell(l)) {
-        if let Err(e) = system::remove_notices(&args.notices, uid) {
-            host.log(
-                Level::Warning,
-                &format!("uid {uid}: notices shown but not removed: {e}"),
-            );
-        } else {
-            host.log(
-                Level::Debug,
-                &format!("uid {uid}: {} notice(s) shown", lines.len()),
-            );
-        }
+    if !lines.iter().all(|l| host.tell(l)) {
+        return;
+    }
+    let expired = notices == Notices::Show
+        || system::notices_age(&args.notices, uid).is_none_or(|age| age >= KEEP_NOTICES);
+    if !expired {
+        host.log(
+            Level::Debug,
+            &format!(
+                "uid {uid}: {} notice(s) shown, kept for terminal logins",
+                lines.len()
+            ),
+        );
+        return;
+    }
+    match system::remove_notices(&args.notices, uid) {
+        Err(e) => host.log(
+            Level::Warning,
+            &format!("uid {uid}: notices shown but not removed: {e}"),
+        ),
+        Ok(()) => host.log(
+            Level::Debug,
+            &format!("uid {uid}: {} notice(s) shown", lines.len()),
+        ),
     }
 }
 
-/// Whether a PAM_TTY names a terminal (sshd with a pty, login, su on a tty), not cron or `ssh host cmd`.
-pub fn interactive_tty(tty: Option<&str>) -> bool {
-    tty.is_some_and(|t| {
-        t.starts_with("/dev/") || t.starts_with("tty") || t.starts_with("pts/") || t.starts_with(':')
-    })
+/// How notices reach the user, from PAM_TTY.
+pub fn notice_delivery(tty: Option<&str>) -> Notices {
+    match tty {
+        Some("ssh") => Notices::ShowAndKeep,
+        Some(t)
+            if t.starts_with("/dev/")
+                || t.starts_with("tty")
+                || t.starts_with("pts/")
+                || t.starts_with(':') =>
+        {
+            Notices::Show
+        }
+        _ => Notices::Hide,
+    }
 }
 
 #[cfg(test)]
@@ -262,12 +290,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn terminals_are_interactive() {
-        assert!(interactive_tty(Some("/dev/pts/3")));
-        assert!(interactive_tty(Some("tty1")));
-        assert!(interactive_tty(Some(":0")));
-        assert!(!interactive_tty(Some("ssh")));
-        assert!(!interactive_tty(Some("cron")));
-        assert!(!interactive_tty(None));
+    fn notices_go_to_terminals_and_to_sshd() {
+        assert_eq!(notice_delivery(Some("/dev/pts/3")), Notices::Show);
+        assert_eq!(notice_delivery(Some("tty1")), Notices::Show);
+        assert_eq!(notice_delivery(Some(":0")), Notices::Show);
+        assert_eq!(notice_delivery(Some("ssh")), Notices::ShowAndKeep);
+        assert_eq!(notice_delivery(Some("cron")), Notices::Hide);
+        assert_eq!(notice_delivery(None), Notices::Hide);
     }
 }

@@ -134,6 +134,15 @@ pub fn read_notices(dir: &Path, uid: u32) -> Option<Vec<String>> {
     Some(lines)
 }
 
+/// How long ago the notices file was last written.
+pub fn notices_age(dir: &Path, uid: u32) -> Option<std::time::Duration> {
+    let modified = fs::symlink_metadata(dir.join(uid.to_string()))
+        .ok()?
+        .modified()
+        .ok()?;
+    modified.elapsed().ok()
+}
+
 pub fn remove_notices(dir: &Path, uid: u32) -> std::io::Result<()> {
     fs::remove_file(dir.join(uid.to_string()))
 }

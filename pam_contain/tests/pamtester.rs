@@ -228,11 +228,18 @@ fn notices_are_shown_once_at_an_interactive_login() {
                 contain: second notice\n";
     fs::write(&file, text).expect("notice");
 
-    // Not a terminal (cron, `ssh host cmd`): kept for later.
+    // Not a terminal (cron): kept for later.
     let run = sb.pamtester("alice", &["tty=cron"], "");
     run.assert_ok();
     assert!(!run.stdout.contains("contain: your process"), "{}", run.stdout);
     assert!(file.exists(), "kept for an interactive login");
+
+    // sshd before it knows about a pty: shown (sshd prints it on a terminal login), and kept,
+    // since `ssh host cmd` would drop it unseen.
+    let run = sb.pamtester("alice", &["tty=ssh"], "");
+    run.assert_ok();
+    assert!(run.stdout.contains("contain: second notice"), "{}", run.stdout);
+    assert!(file.exists(), "kept: sshd may not have shown it");
 
     let run = sb.pamtester("alice", &["tty=/dev/pts/0"], "");
     run.assert_ok();
@@ -245,6 +252,26 @@ fn notices_are_shown_once_at_an_interactive_login() {
         run.stderr
     );
     assert!(!file.exists(), "removed once shown");
+}
+
+#[test]
+fn notices_shown_to_sshd_expire_after_a_day() {
+    let _serial = serial();
+    let sb = Sandbox::new("notices-expire");
+    sb.set_cgroup("/user.slice/user-1001.slice/session-4.scope");
+    sb.set_slice(1001, &RIGHT);
+    let file = sb.dir.join("notices/1001");
+    fs::write(&file, "contain: an old notice\n").expect("notice");
+    let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(25 * 3600);
+    fs::File::options()
+        .write(true)
+        .open(&file)
+        .and_then(|f| f.set_modified(day_ago))
+        .expect("mtime");
+    let run = sb.pamtester("alice", &["tty=ssh"], "");
+    run.assert_ok();
+    assert!(run.stdout.contains("contain: an old notice"), "{}", run.stdout);
+    assert!(!file.exists(), "a day-old notice is removed once shown");
 }
 
 #[test]
