@@ -16,6 +16,8 @@ PACKAGES=(systemd systemd-sysv systemd-oomd udev dbus libpam-systemd libpam-runt
     openssh-server linux-image-amd64 initramfs-tools kmod procps stress-ng iproute2
     tmux python3-minimal cron at sudo login passwd util-linux docker.io busybox-static
     apparmor)
+# From trixie on, the docker client is a package of its own.
+[ "$SUITE" = bookworm ] || PACKAGES+=(docker-cli)
 
 key=$( {
     echo "$SUITE"
