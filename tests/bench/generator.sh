@@ -8,22 +8,24 @@ gen=$PWD/target/release/contain-generator
 work=$(mktemp -d /dev/shm/contain-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-mkdir -p "$work/etc"
+mkdir -p "$work/etc" "$work/etc-10k"
 cp tests/fixtures/etc/{passwd,group} "$work/etc/"
+cp tests/fixtures/etc/{passwd,group} "$work/etc-10k/"
 cp packaging/policy.toml "$work/big.toml"
 for i in $(seq 0 9999); do
     uid=$((20000 + i))
-    echo "u$i:x:$uid:$uid::/home/u$i:/bin/bash" >>"$work/etc/passwd"
+    echo "u$i:x:$uid:$uid::/home/u$i:/bin/bash" >>"$work/etc-10k/passwd"
     printf '[[override]]\nuser = "u%d"\nmemory_max = "%dM"\nmemory_high = "%dM"\n' "$i" $((1024 + i)) 1000 >>"$work/big.toml"
 done
 
-run() { # name policy (env, not `env`: one exec less in what is timed)
-    CONTAIN_POLICY=$2 CONTAIN_ETC=$work/etc CONTAIN_STATE_DIR=$work/state CONTAIN_OOMD_DIR=$work/oomd CONTAIN_LOG=stderr \
-        hyperfine --shell=none --warmup 5 --runs "${RUNS:-200}" --export-json "$work/$1.json" \
+run() { # name policy etc-dir [command] (env, not `env`: one exec less in what is timed)
+    local slug=${1//[^a-zA-Z0-9]/_}
+    CONTAIN_POLICY=$2 CONTAIN_ETC=$3 CONTAIN_STATE_DIR=$work/state CONTAIN_OOMD_DIR=$work/oomd CONTAIN_LOG=stderr \
+        hyperfine --shell=none --warmup 5 --runs "${RUNS:-200}" --export-json "$work/$slug.json" \
         --prepare "rm -rf $work/out" \
-        "$gen $work/out" \
-        >/dev/null 2>"$work/$1.err" || { cat "$work/$1.err"; exit 1; }
-    python3 - "$1" "$work/$1.json" "$(find "$work/out" -type f | wc -l)" <<'PY'
+        "${4:-$gen $work/out}" \
+        >/dev/null 2>"$work/$slug.err" || { cat "$work/$slug.err"; exit 1; }
+    python3 - "$1" "$work/$slug.json" "$(find "$work/out" -type f 2>/dev/null | wc -l)" <<'PY'
 import json, statistics, sys
 r = json.load(open(sys.argv[2]))["results"][0]["times"]
 r.sort()
@@ -32,5 +34,8 @@ print(f"{sys.argv[1]:<28} median {statistics.median(r)*1000:7.2f} ms   p99 {p99*
 PY
 }
 echo "contain-generator, $(nproc) cores, $(uname -r), output on tmpfs"
-run "shipped policy" "$PWD/packaging/policy.toml"
-run "10,000 per-user overrides" "$work/big.toml"
+run "shipped policy" "$PWD/packaging/policy.toml" "$work/etc"
+run "10,000 per-user overrides" "$work/big.toml" "$work/etc-10k"
+run "exec floor (/bin/true)" "$PWD/packaging/policy.toml" "$work/etc" /bin/true
+# The same work without the file writes: what the 10,000 drop-ins cost in syscalls.
+cargo run -q --release -p contain-policy --example render_bench -- "$work/big.toml" "$work/etc-10k/passwd" "$work/etc-10k/group" 50
