@@ -144,13 +144,6 @@ impl Policy {
                 .any(|g| groups.contains(&g.as_str()))
     }
 
-    /// True when some override applies to this user.
-    pub fn has_override_for(&self, uid: u32, name: &str, groups: &[&str]) -> bool {
-        self.overrides
-            .iter()
-            .any(|o| o.selector.matches(uid, name, groups))
-    }
-
     /// An index of the overrides for resolving many users at once (the generator, 10,000 users).
     pub fn override_index(&self) -> OverrideIndex<'_> {
         let mut index = OverrideIndex {
@@ -197,7 +190,7 @@ impl OverrideIndex<'_> {
             .resolve_with(uid, name, hits.iter().map(|&i| &self.policy.overrides[i]))
     }
 
-    /// Same as [`Policy::has_override_for`].
+    /// True when some override applies to this user.
     pub fn has_override_for(&self, uid: u32, name: &str, groups: &[&str]) -> bool {
         !self.matching(uid, name, groups).is_empty()
     }
