@@ -327,7 +327,8 @@ fn test_b(
         pause(Duration::from_millis(250))?;
     }
     let duration = oomd_duration(policy);
-    let deadline = Duration::from_millis(duration.as_millis()) + Duration::from_secs(60);
+    // Generous: under emulation or load, pressure can take a while to hold for the whole duration.
+    let deadline = Duration::from_millis(duration.as_millis()) + Duration::from_secs(120);
 
     // Reclaim must happen for oomd to act: swap where there is some, else a file's page cache.
     let swap = host.swap_total().unwrap_or(0) > 0;
@@ -368,7 +369,7 @@ fn test_b(
                 test: "B",
                 passed: false,
                 summary: format!(
-                    "systemd-oomd did not kill the workload within {} s (duration {duration} + 60 s); worst full pressure {worst:.1}%",
+                    "systemd-oomd did not kill the workload within {} s (duration {duration} + 120 s); worst full pressure {worst:.1}%",
                     deadline.as_secs()
                 ),
                 figures: vec![("worst_full_avg10".into(), format!("{worst:.1}"))],

@@ -703,11 +703,11 @@ fn diff_compares_with_the_live_generator_output() {
     );
 
     // An edit to a live drop-in, a stale per-user drop-in, a missing oomd drop-in.
-    let alice = live.join("user-1001.slice.d/31-contain-user.conf");
-    let text = fs::read_to_string(&alice)
+    let root = live.join("user-0.slice.d/31-contain-user.conf");
+    let text = fs::read_to_string(&root)
         .unwrap()
-        .replace("MemoryMax=700M", "MemoryMax=650M");
-    fs::write(&alice, text).unwrap();
+        .replace("MemoryMax=infinity", "MemoryMax=650M");
+    fs::write(&root, text).unwrap();
     put(
         &live,
         "user-4242.slice.d/31-contain-user.conf",
@@ -726,7 +726,7 @@ fn diff_compares_with_the_live_generator_output() {
             .map(|d| d["state"].as_str().unwrap().to_string())
     };
     assert_eq!(
-        state("/run/systemd/generator/user-1001.slice.d/31-contain-user.conf").as_deref(),
+        state("/run/systemd/generator/user-0.slice.d/31-contain-user.conf").as_deref(),
         Some("changed")
     );
     assert_eq!(
@@ -743,7 +743,7 @@ fn diff_compares_with_the_live_generator_output() {
         Some("missing")
     );
     let text = stdout(&containctl(r, &["diff"]));
-    assert!(text.contains("-MemoryMax=650M\n+MemoryMax=700M\n"), "{text}");
+    assert!(text.contains("-MemoryMax=650M\n+MemoryMax=infinity\n"), "{text}");
 }
 
 // ---------- explain ----------

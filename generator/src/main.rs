@@ -48,9 +48,10 @@ fn main() -> ExitCode {
         }
     }
 
-    // No NSS here: only accounts in the files get per-UID drop-ins; pam_contain covers the rest.
+    // No NSS here: exempt accounts in the files get per-UID drop-ins; pam_contain covers the rest.
     let read = |name: &str| std::fs::read_to_string(etc.join(name)).unwrap_or_default();
-    let accounts = parse_accounts(&read("passwd"), &read("group"));
+    // Exemptions go by UID and name only: /etc/group is not needed.
+    let accounts = parse_accounts(&read("passwd"), "");
     let oomd_unit = [
         "/usr/lib/systemd/system/systemd-oomd.service",
         "/lib/systemd/system/systemd-oomd.service",

@@ -118,25 +118,28 @@ fn golden_devvm_example() {
 }
 
 #[test]
-fn per_user_override_gets_its_own_dropin() {
+fn exempt_accounts_get_a_dropin_overrides_do_not() {
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.toml");
-    fs::write(&policy, "[users]\nmemory_high = \"600M\"\nmemory_max = \"800M\"\n[[override]]\nuser = \"alice\"\nmemory_max = \"700M\"\n[[override]]\ngroup = \"hpc\"\ncpu_weight = 50\n[[override]]\nuser = \"ldapuser\"\nmemory_max = \"1G\"\n").unwrap();
+    fs::write(&policy, "[users]\nmemory_high = \"600M\"\nmemory_max = \"800M\"\nexempt_users = [\"bob\"]\n[[override]]\nuser = \"alice\"\nmemory_max = \"700M\"\n[[override]]\ngroup = \"hpc\"\ncpu_weight = 50\n").unwrap();
     let r = run(policy.to_str().unwrap());
     assert!(r.status.success(), "{}", r.stderr);
-    let alice = r.read("user-1001.slice.d/31-contain-user.conf");
-    assert!(alice.contains("MemoryHigh=600M\nMemoryMax=700M\n"), "{alice}");
-    let bob = r.read("user-1002.slice.d/31-contain-user.conf");
-    assert!(bob.contains("CPUWeight=50"), "{bob}");
-    assert!(
-        !r.units().join("user-1000.slice.d").exists(),
-        "admin has no override"
-    );
-    let root = r.read("user-0.slice.d/31-contain-user.conf");
-    assert!(
-        root.contains("MemoryHigh=infinity\nMemoryMax=infinity\n"),
-        "{root}"
-    );
+    // pam_contain sets an override at login: no boot-time file per overridden user.
+    for capped in ["user-1000.slice.d", "user-1001.slice.d", "user-65534.slice.d"] {
+        assert!(!r.units().join(capped).exists(), "{capped} written");
+    }
+    for exempt in [
+        "user-0.slice.d",
+        "user-1.slice.d",
+        "user-100.slice.d",
+        "user-1002.slice.d",
+    ] {
+        let text = r.read(&format!("{exempt}/31-contain-user.conf"));
+        assert!(
+            text.contains("MemoryHigh=infinity\nMemoryMax=infinity\n"),
+            "{exempt}: {text}"
+        );
+    }
 }
 
 #[test]

@@ -84,6 +84,9 @@ pub enum Action {
     /// In the user's slice, but some caps differ: set these at runtime.
     Repair {
         slice: String,
+        /// The caps come from an `[[override]]`: the slice starts with `[users]` caps and gets
+        /// the user's own at login, so a difference is expected, not a repair.
+        per_user: bool,
         differences: Vec<String>,
         props: Vec<Property>,
     },
@@ -99,9 +102,9 @@ pub enum Action {
 /// Decides what to do for this login.
 pub fn decide(s: &Situation<'_>) -> Action {
     let groups = s.user.group_refs();
-    let limits = match s.policy.resolve(s.user.uid, &s.user.name, &groups) {
+    let (limits, per_user) = match s.policy.resolve(s.user.uid, &s.user.name, &groups) {
         Resolution::Exempt(why) => return Action::Nothing(why),
-        Resolution::Capped(eff) => eff.limits(),
+        Resolution::Capped(eff) => (eff.limits(), eff.from_override()),
     };
     let slice = user_slice(s.user.uid);
     let slice_path = format!("/user.slice/{slice}");
@@ -121,6 +124,7 @@ pub fn decide(s: &Situation<'_>) -> Action {
     } else {
         Action::Repair {
             slice,
+            per_user,
             differences,
             props: properties_for(&wanted),
         }
@@ -383,6 +387,7 @@ mod tests {
         slice.pids_max = Some(Limit::Value(10_813));
         let Action::Repair {
             slice: name,
+            per_user,
             differences,
             props,
         } = decide_for(&p, &alice, Some(ALICE_SESSION), &slice)
@@ -390,6 +395,7 @@ mod tests {
             panic!("expected a repair");
         };
         assert_eq!(name, "user-1001.slice");
+        assert!(!per_user, "no override applies to alice: this is a repair");
         assert_eq!(
             differences,
             [
@@ -425,15 +431,20 @@ mod tests {
         let p = policy(
             "\n[[override]]\nuser = \"carol\"\nmemory_max = \"24G\"\n\n[[override]]\ngroup = \"hpc\"\ntasks_max = \"infinity\"\ncpu_weight = 50\n",
         );
-        // Carol (an LDAP user: no generator drop-in) sits at the [users] caps: MemoryMax is repaired.
+        // Carol's slice starts at the [users] caps (overrides get no boot-time drop-in): her
+        // MemoryMax is set at login.
         let carol = user(5001, "carol", &["carol"]);
         let carol_session = "/user.slice/user-5001.slice/session-9.scope";
         let Action::Repair {
-            differences, props, ..
+            per_user,
+            differences,
+            props,
+            ..
         } = decide_for(&p, &carol, Some(carol_session), &right())
         else {
             panic!("expected a repair");
         };
+        assert!(per_user, "carol's caps come from an override");
         assert_eq!(differences, ["MemoryMax is 16G, policy says 24G"]);
         assert_eq!(props, [Property::new("MemoryMax", Value::U64(24 * GIB))]);
 

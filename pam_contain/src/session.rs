@@ -213,6 +213,7 @@ fn place(
 fn repair(host: &dyn Host, uid: u32, action: Action, deadline: Instant) -> Result<(), String> {
     let Action::Repair {
         slice,
+        per_user,
         differences,
         props,
     } = action
@@ -222,10 +223,16 @@ fn repair(host: &dyn Host, uid: u32, action: Action, deadline: Instant) -> Resul
     contain_systemd::set_unit_properties(&slice, true, &props, remaining(deadline)?)
         .map_err(|e| e.to_string())?;
     let set: Vec<String> = props.iter().map(|p| p.to_string()).collect();
+    // Overrides are applied at login by design: not worth a notice.
+    let (level, what) = if per_user {
+        (Level::Info, "gets the user's own caps from the policy")
+    } else {
+        (Level::Notice, "differed from the policy")
+    };
     host.log(
-        Level::Notice,
+        level,
         &format!(
-            "uid {uid}: {slice} differed from the policy ({}); set at runtime: {}",
+            "uid {uid}: {slice} {what} ({}); set at runtime: {}",
             differences.join("; "),
             set.join(" ")
         ),

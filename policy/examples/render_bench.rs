@@ -1,18 +1,18 @@
-//! Time of parse + validate + render alone (no file writes): `cargo run --release -p
-//! contain-policy --example render_bench -- POLICY PASSWD GROUP [RUNS]`.
+//! Time of parse + validate + render alone (no file writes), as the generator does them: `cargo
+//! run --release -p contain-policy --example render_bench -- POLICY PASSWD [RUNS]`.
 
 use contain_policy::{Source, parse, parse_accounts, render};
 use std::time::Instant;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, policy, passwd, group, rest @ ..] = args.as_slice() else {
-        eprintln!("usage: render_bench POLICY PASSWD GROUP [RUNS]");
+    let [_, policy, passwd, rest @ ..] = args.as_slice() else {
+        eprintln!("usage: render_bench POLICY PASSWD [RUNS]");
         std::process::exit(2);
     };
     let runs: usize = rest.first().and_then(|r| r.parse().ok()).unwrap_or(50);
     let read = |p: &String| std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{p}: {e}"));
-    let (policy_text, passwd, group) = (read(policy), read(passwd), read(group));
+    let (policy_text, passwd) = (read(policy), read(passwd));
     let mut times = Vec::with_capacity(runs);
     let mut phases = [std::time::Duration::ZERO; 3];
     let mut files = 0;
@@ -24,7 +24,8 @@ fn main() {
         }])
         .expect("valid policy");
         let parsed_at = Instant::now();
-        let accounts = parse_accounts(&passwd, &group);
+        // The generator needs no groups: exemptions go by UID and name.
+        let accounts = parse_accounts(&passwd, "");
         let accounts_at = Instant::now();
         files = render(&parsed, &accounts).units.len();
         let done = Instant::now();

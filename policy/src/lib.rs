@@ -15,7 +15,7 @@ pub use aggregate::{Aggregate, Term, aggregate};
 pub use model::*;
 pub use parse::{Diagnostic, Source, parse};
 pub use render::{DROPIN, OOMD_DROPIN, Rendered, USER_DROPIN, render};
-pub use resolve::{Effective, Exemption, OverrideIndex, Resolution, Rule, Sourced};
+pub use resolve::{Effective, Exemption, Resolution, Rule, Sourced};
 
 /// The shipped default policy, applied when the admin's policy is missing or invalid.
 pub const DEFAULT_POLICY: &str = include_str!("../../packaging/policy.toml");

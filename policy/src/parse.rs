@@ -34,12 +34,11 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-/// A position, resolved eagerly so merged trees from several files stay self-describing.
-#[derive(Clone, Debug, Default)]
+/// A place in one of the files; line and column are worked out only for a message or an origin.
+#[derive(Clone, Copy, Debug, Default)]
 struct Loc {
-    file: usize,
-    line: u32,
-    column: u32,
+    file: u32,
+    offset: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -86,7 +85,8 @@ impl LineIndex {
         LineIndex { starts }
     }
 
-    fn loc(&self, file: usize, text: &str, offset: usize) -> Loc {
+    /// 1-based line and column (in characters) of a byte offset.
+    fn line_column(&self, text: &str, offset: usize) -> (u32, u32) {
         let offset = offset.min(text.len());
         let line = self.starts.partition_point(|&s| s <= offset) - 1;
         let start = self.starts[line];
@@ -94,36 +94,37 @@ impl LineIndex {
             .get(start..offset)
             .map_or(offset - start, |s| s.chars().count())
             + 1;
-        Loc {
-            file,
-            line: line as u32 + 1,
-            column: column as u32,
-        }
+        (line as u32 + 1, column as u32)
     }
 }
 
 struct Diags<'a> {
     files: &'a [Source<'a>],
+    lines: Vec<LineIndex>,
     out: Vec<Diagnostic>,
 }
 
 impl Diags<'_> {
+    fn place(&self, at: &Loc) -> (String, u32, u32) {
+        let file = at.file as usize;
+        let (line, column) = self.lines[file].line_column(self.files[file].text, at.offset as usize);
+        (self.files[file].path.to_string(), line, column)
+    }
+
     fn error(&mut self, at: &Loc, message: impl Into<String>, help: Option<String>) {
+        let (file, line, column) = self.place(at);
         self.out.push(Diagnostic {
-            file: self.files[at.file].path.to_string(),
-            line: at.line,
-            column: at.column,
+            file,
+            line,
+            column,
             message: message.into(),
             help,
         });
     }
 
     fn origin(&self, at: &Loc) -> Origin {
-        Origin {
-            file: self.files[at.file].path.to_string(),
-            line: at.line,
-            column: at.column,
-        }
+        let (file, line, column) = self.place(at);
+        Origin { file, line, column }
     }
 }
 
@@ -132,13 +133,14 @@ impl Diags<'_> {
 pub fn parse(sources: &[Source]) -> Result<Policy, Vec<Diagnostic>> {
     let mut d = Diags {
         files: sources,
+        lines: sources.iter().map(|s| LineIndex::new(s.text)).collect(),
         out: Vec::new(),
     };
     let mut merged: Vec<(String, Node)> = Vec::new();
     for (i, src) in sources.iter().enumerate() {
-        let index = LineIndex::new(src.text);
-        if src.text.contains('\0') {
-            let at = index.loc(i, src.text, src.text.find('\0').unwrap_or(0));
+        let file = i as u32;
+        if let Some(nul) = src.text.find('\0') {
+            let at = loc(file, nul);
             d.error(
                 &at,
                 "the file contains a NUL byte",
@@ -148,11 +150,11 @@ pub fn parse(sources: &[Source]) -> Result<Policy, Vec<Diagnostic>> {
         }
         match DeTable::parse(src.text) {
             Ok(table) => {
-                let root = convert_table(table.get_ref(), i, src.text, &index);
+                let root = convert_table(table.get_ref(), file);
                 merge(&mut merged, root);
             }
             Err(e) => {
-                let at = index.loc(i, src.text, e.span().map_or(0, |s| s.start));
+                let at = loc(file, e.span().map_or(0, |s| s.start));
                 let msg = e.message().trim().replace('\n', "; ");
                 d.error(&at, format!("invalid TOML: {msg}"), None);
             }
@@ -165,18 +167,30 @@ pub fn parse(sources: &[Source]) -> Result<Policy, Vec<Diagnostic>> {
     if d.out.is_empty() { Ok(policy) } else { Err(d.out) }
 }
 
-fn convert_table(t: &DeTable, file: usize, text: &str, index: &LineIndex) -> Vec<(String, Node)> {
-    t.iter()
-        .map(|(k, v)| {
-            let mut node = convert(v.get_ref(), v.span().start, file, text, index);
-            node.key = index.loc(file, text, k.span().start);
-            (k.get_ref().to_string(), node)
-        })
-        .collect()
+fn loc(file: u32, offset: usize) -> Loc {
+    Loc {
+        file,
+        // A policy is at most a few MB (the generator refuses bigger files).
+        offset: u32::try_from(offset).unwrap_or(u32::MAX),
+    }
 }
 
-fn convert(v: &DeValue, offset: usize, file: usize, text: &str, index: &LineIndex) -> Node {
-    let at = index.loc(file, text, offset);
+/// Entries in file order (the parser's map is keyed, not ordered: order costs a hash per key).
+fn convert_table(t: &DeTable, file: u32) -> Vec<(String, Node)> {
+    let mut entries: Vec<(String, Node)> = t
+        .iter()
+        .map(|(k, v)| {
+            let mut node = convert(v.get_ref(), v.span().start, file);
+            node.key = loc(file, k.span().start);
+            (k.get_ref().to_string(), node)
+        })
+        .collect();
+    entries.sort_by_key(|(_, n)| n.key.offset);
+    entries
+}
+
+fn convert(v: &DeValue, offset: usize, file: u32) -> Node {
+    let at = loc(file, offset);
     let kind = match v {
         DeValue::String(s) => Kind::Str(s.to_string()),
         DeValue::Integer(i) => Kind::Int(i.as_str().to_string(), i.radix()),
@@ -185,16 +199,12 @@ fn convert(v: &DeValue, offset: usize, file: usize, text: &str, index: &LineInde
         DeValue::Datetime(_) => Kind::Datetime,
         DeValue::Array(a) => Kind::Array(
             a.iter()
-                .map(|e| convert(e.get_ref(), e.span().start, file, text, index))
+                .map(|e| convert(e.get_ref(), e.span().start, file))
                 .collect(),
         ),
-        DeValue::Table(t) => Kind::Table(convert_table(t, file, text, index)),
+        DeValue::Table(t) => Kind::Table(convert_table(t, file)),
     };
-    Node {
-        key: at.clone(),
-        at,
-        kind,
-    }
+    Node { key: at, at, kind }
 }
 
 fn merge(into: &mut Vec<(String, Node)>, from: Vec<(String, Node)>) {
@@ -568,10 +578,7 @@ fn build(d: &mut Diags, root: &[(String, Node)], sources: &[Source]) -> Policy {
         swap_used_limit: r.percent(d, "swap_used_limit").unwrap_or(Permyriad(8000)),
     };
     if oomd.pressure_duration < Span(1000) {
-        let at = r
-            .node("pressure_duration")
-            .map(|n| n.at.clone())
-            .unwrap_or_default();
+        let at = r.node("pressure_duration").map(|n| n.at).unwrap_or_default();
         d.error(
             &at,
             "pressure_duration in [oomd] is below 1s",

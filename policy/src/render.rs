@@ -2,14 +2,13 @@
 
 use crate::accounts::Account;
 use crate::model::*;
-use crate::resolve::Resolution;
 use crate::unit;
 use crate::value::{Size, Tasks};
 
 /// Drop-in name for contain's settings. Sorts after Debian's `10-defaults.conf` and before
 /// `50-*.conf` runtime overrides from `systemctl set-property`, so repairs at runtime win.
 pub const DROPIN: &str = "30-contain.conf";
-/// Per-user drop-in, sorting right after the template's.
+/// Per-UID drop-in for exempt accounts, sorting right after the template's.
 pub const USER_DROPIN: &str = "31-contain-user.conf";
 /// File name of the oomd.conf drop-in.
 pub const OOMD_DROPIN: &str = "50-contain.conf";
@@ -21,8 +20,8 @@ pub struct Rendered {
     pub oomd_conf: String,
 }
 
-/// Renders every unit and drop-in. `accounts` are the users resolvable from /etc/passwd;
-/// only they get per-UID drop-ins (others are handled by pam_contain at login).
+/// Renders every unit and drop-in. `accounts` are the users resolvable from /etc/passwd: the
+/// exempt ones among them get per-UID drop-ins (pam_contain leaves exempt users alone).
 pub fn render(policy: &Policy, accounts: &[Account]) -> Rendered {
     let header = header(policy);
     let mut units = Vec::new();
@@ -41,26 +40,18 @@ pub fn render(policy: &Policy, accounts: &[Account]) -> Rendered {
     user_slice.extend(policing(&policy.users.policing));
     dropin("user.slice", DROPIN, "Slice", user_slice);
 
-    let index = policy.override_index();
+    // Exempt accounts need a drop-in that lifts the template's caps. Overrides do not: pam_contain
+    // sets them on the slice at login, so 10,000 overrides cost no boot-time files.
     let mut seen = std::collections::HashSet::new();
-    let root = Account {
-        name: "root".into(),
-        uid: 0,
-        groups: vec!["root".into()],
-    };
-    for account in std::iter::once(&root).chain(accounts) {
-        if !seen.insert(account.uid) {
-            continue;
+    for (uid, name) in std::iter::once((0, "root")).chain(accounts.iter().map(|a| (a.uid, a.name.as_str()))) {
+        if seen.insert(uid) && policy.exemption(uid, name).is_some() {
+            dropin(
+                &unit::user_slice(uid),
+                USER_DROPIN,
+                "Slice",
+                uncapped(&policy.users.limits),
+            );
         }
-        let groups: Vec<&str> = account.groups.iter().map(String::as_str).collect();
-        let lines = match index.resolve(account.uid, &account.name, &groups) {
-            Resolution::Exempt(_) => uncapped(&policy.users.limits),
-            Resolution::Capped(eff) if index.has_override_for(account.uid, &account.name, &groups) => {
-                assignments(&eff.limits())
-            }
-            Resolution::Capped(_) => continue,
-        };
-        dropin(&unit::user_slice(account.uid), USER_DROPIN, "Slice", lines);
     }
 
     for tree in &policy.trees {

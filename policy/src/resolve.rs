@@ -3,7 +3,6 @@
 use crate::model::*;
 use crate::value::{Size, Tasks};
 use serde::Serialize;
-use std::collections::HashMap;
 
 /// Which rule set a value.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -42,6 +41,22 @@ impl Effective {
             cpu_weight: self.cpu_weight.as_ref().map(|s| s.value),
             io_weight: self.io_weight.as_ref().map(|s| s.value),
         }
+    }
+
+    /// True when an `[[override]]` set any value: such caps are applied at login, not at boot.
+    pub fn from_override(&self) -> bool {
+        let rules = [
+            self.memory_high.as_ref().map(|s| &s.rule),
+            self.memory_max.as_ref().map(|s| &s.rule),
+            self.memory_swap_max.as_ref().map(|s| &s.rule),
+            self.tasks_max.as_ref().map(|s| &s.rule),
+            self.cpu_weight.as_ref().map(|s| &s.rule),
+            self.io_weight.as_ref().map(|s| &s.rule),
+        ];
+        rules
+            .into_iter()
+            .flatten()
+            .any(|r| matches!(r, Rule::Override(_)))
     }
 
     fn apply(&mut self, limits: &Limits, rule: &Rule) {
@@ -96,29 +111,16 @@ impl Policy {
 
     /// The limits for a user: `[users]`, then group overrides in file order, then user overrides.
     pub fn resolve(&self, uid: u32, name: &str, groups: &[&str]) -> Resolution {
-        self.resolve_with(
-            uid,
-            name,
-            self.overrides
-                .iter()
-                .filter(|o| o.selector.matches(uid, name, groups)),
-        )
-    }
-
-    /// `resolve` given the overrides that match the user, in file order.
-    fn resolve_with<'p>(
-        &'p self,
-        uid: u32,
-        name: &str,
-        matching: impl Iterator<Item = &'p Override>,
-    ) -> Resolution {
         if let Some(why) = self.exemption(uid, name) {
             return Resolution::Exempt(why);
         }
         let mut eff = Effective::default();
         eff.apply(&self.users.limits, &Rule::Users);
-        let (by_group, by_user): (Vec<_>, Vec<_>) =
-            matching.partition(|o| matches!(o.selector, Selector::Group(_)));
+        let (by_group, by_user): (Vec<_>, Vec<_>) = self
+            .overrides
+            .iter()
+            .filter(|o| o.selector.matches(uid, name, groups))
+            .partition(|o| matches!(o.selector, Selector::Group(_)));
         for o in by_group.into_iter().chain(by_user) {
             eff.apply(&o.limits, &Rule::Override(o.origin.clone()));
         }
@@ -142,57 +144,6 @@ impl Policy {
                 .never_deny_groups
                 .iter()
                 .any(|g| groups.contains(&g.as_str()))
-    }
-
-    /// An index of the overrides for resolving many users at once (the generator, 10,000 users).
-    pub fn override_index(&self) -> OverrideIndex<'_> {
-        let mut index = OverrideIndex {
-            policy: self,
-            by_uid: HashMap::new(),
-            by_name: HashMap::new(),
-            by_group: HashMap::new(),
-        };
-        for (i, o) in self.overrides.iter().enumerate() {
-            match &o.selector {
-                Selector::Uid(u) => index.by_uid.entry(*u).or_default().push(i),
-                Selector::User(n) => index.by_name.entry(n.as_str()).or_default().push(i),
-                Selector::Group(g) => index.by_group.entry(g.as_str()).or_default().push(i),
-            }
-        }
-        index
-    }
-}
-
-/// Overrides by selector, so resolving n users costs O(n), not O(n × overrides).
-pub struct OverrideIndex<'p> {
-    policy: &'p Policy,
-    by_uid: HashMap<u32, Vec<usize>>,
-    by_name: HashMap<&'p str, Vec<usize>>,
-    by_group: HashMap<&'p str, Vec<usize>>,
-}
-
-impl OverrideIndex<'_> {
-    fn matching(&self, uid: u32, name: &str, groups: &[&str]) -> Vec<usize> {
-        let mut hits: Vec<usize> = self.by_uid.get(&uid).into_iter().flatten().copied().collect();
-        hits.extend(self.by_name.get(name).into_iter().flatten());
-        for g in groups {
-            hits.extend(self.by_group.get(g).into_iter().flatten());
-        }
-        hits.sort_unstable();
-        hits.dedup();
-        hits
-    }
-
-    /// Same as [`Policy::resolve`].
-    pub fn resolve(&self, uid: u32, name: &str, groups: &[&str]) -> Resolution {
-        let hits = self.matching(uid, name, groups);
-        self.policy
-            .resolve_with(uid, name, hits.iter().map(|&i| &self.policy.overrides[i]))
-    }
-
-    /// True when some override applies to this user.
-    pub fn has_override_for(&self, uid: u32, name: &str, groups: &[&str]) -> bool {
-        !self.matching(uid, name, groups).is_empty()
     }
 }
 

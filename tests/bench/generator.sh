@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Whole-process time of contain-generator: the shipped policy, and 10,000 per-user overrides
-# for 10,000 local accounts (10,000 per-UID drop-ins). Output goes to tmpfs, as /run is at boot.
+# for 10,000 local accounts (set by pam_contain at login: no per-user files at boot). Output
+# goes to tmpfs, as /run is at boot.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build -q --release -p contain-generator
@@ -38,4 +39,4 @@ run "shipped policy" "$PWD/packaging/policy.toml" "$work/etc"
 run "10,000 per-user overrides" "$work/big.toml" "$work/etc-10k"
 run "exec floor (/bin/true)" "$PWD/packaging/policy.toml" "$work/etc" /bin/true
 # The same work without the file writes: what the 10,000 drop-ins cost in syscalls.
-cargo run -q --release -p contain-policy --example render_bench -- "$work/big.toml" "$work/etc-10k/passwd" "$work/etc-10k/group" 50
+cargo run -q --release -p contain-policy --example render_bench -- "$work/big.toml" "$work/etc-10k/passwd" 50

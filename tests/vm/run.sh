@@ -181,6 +181,8 @@ for suite in "${SUITES[@]}"; do
 done
 passed=$(grep -c '^PASS' "$VM_RESULTS" || true)
 failed=$(grep -c '^FAIL' "$VM_RESULTS" || true)
+# Again at the end, where a log's tail shows them.
+grep '^FAIL' "$VM_RESULTS" || true
 rm -f "$VM_RESULTS"
 echo "VM suite (${SUITES[*]}) wall time: $((SECONDS - start)) s"
 echo "$passed passed, $failed failed"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The generator ran at boot: systemd and cgroupfs carry the policy's values for each
-# user (overrides included), user.slice and the service tree, and its status says so.
+# user (overrides included: pam_contain sets those at login), user.slice and the service
+# tree, and its status says so.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 name=01-generator
