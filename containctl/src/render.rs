@@ -19,7 +19,8 @@ const OOMD_UNITS: [&str; 2] = [
 pub fn write(host: &Host, loaded: &Loaded, out: &Path, oomd_out: &Path) -> Result<Vec<String>, String> {
     let accounts = accounts::files(host);
     let oomd_unit = host.find(&OOMD_UNITS);
-    let (status, err) = generate(loaded, &accounts, out, Some(oomd_out), oomd_unit.as_deref());
+    let users: Vec<_> = accounts.iter().map(|a| a.local()).collect();
+    let (status, err) = generate(loaded, &users, out, Some(oomd_out), oomd_unit.as_deref());
     match err {
         Some(e) => Err(format!(
             "cannot write every file: {e}; {}",
@@ -55,7 +56,8 @@ pub struct FileDiff {
 /// Compares the rendered policy with the live generator output and oomd drop-in.
 pub fn diff(host: &Host, loaded: &Loaded) -> Vec<FileDiff> {
     let accounts = accounts::files(host);
-    let rendered = render(&loaded.policy, &accounts);
+    let users: Vec<_> = accounts.iter().map(|a| a.local()).collect();
+    let rendered = render(&loaded.policy, &users);
     let live_dir = host.path(GENERATOR_DIR);
     let mut wanted: Vec<(PathBuf, String, String)> = rendered
         .units

@@ -1,22 +1,20 @@
 //! Arbitrary bytes as a policy (and its drop-in): parse, validate, resolve, render, add up.
-//! Nothing may panic or hang, whatever the input.
+//! Nothing may panic or hang, whatever the input, and the quick TOML reader must agree with toml.
 #![no_main]
 
-use contain_policy::{Account, Source, aggregate, parse, render};
+use contain_policy::{LocalUser, Source, aggregate, parse, quick_reader_agrees, render};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     // Split once so the merge of policy.d drop-ins is fuzzed too.
     let (main, dropin) = text.split_once("\n%%\n").unwrap_or((text, ""));
+    assert!(quick_reader_agrees(main), "the quick reader and toml disagree");
     let sources = [Source { path: "policy.toml", text: main }, Source { path: "policy.d/10.toml", text: dropin }];
     match parse(&sources) {
         Ok(policy) => {
-            let accounts = [
-                Account { name: "alice".into(), uid: 1001, groups: vec!["hpc".into()] },
-                Account { name: "root".into(), uid: 0, groups: vec![] },
-            ];
-            let _ = render(&policy, &accounts);
+            let users = [LocalUser { uid: 1001, name: "alice" }, LocalUser { uid: 0, name: "root" }];
+            let _ = render(&policy, &users);
             let _ = policy.resolve(1001, "alice", &["hpc"]);
             let _ = aggregate(&policy, 4 << 30).to_string();
             let _ = aggregate(&policy, u64::MAX).to_string();

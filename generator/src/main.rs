@@ -3,7 +3,7 @@
 
 use contain_generator::kmsg::{Level, log};
 use contain_generator::{OOMD_DIR, Outcome, POLICY_PATH, STATE_DIR, generate, load, write_atomic};
-use contain_policy::parse_accounts;
+use contain_policy::local_users;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -49,9 +49,8 @@ fn main() -> ExitCode {
     }
 
     // No NSS here: exempt accounts in the files get per-UID drop-ins; pam_contain covers the rest.
-    let read = |name: &str| std::fs::read_to_string(etc.join(name)).unwrap_or_default();
-    // Exemptions go by UID and name only: /etc/group is not needed.
-    let accounts = parse_accounts(&read("passwd"), "");
+    let passwd = std::fs::read_to_string(etc.join("passwd")).unwrap_or_default();
+    let users = local_users(&passwd);
     let oomd_unit = [
         "/usr/lib/systemd/system/systemd-oomd.service",
         "/lib/systemd/system/systemd-oomd.service",
@@ -60,7 +59,7 @@ fn main() -> ExitCode {
     .map(Path::new)
     .find(|p| p.exists());
 
-    let (status, write_error) = generate(&loaded, &accounts, &unit_dir, Some(&oomd_dir), oomd_unit);
+    let (status, write_error) = generate(&loaded, &users, &unit_dir, Some(&oomd_dir), oomd_unit);
     if let Some(e) = &write_error {
         log(Level::Err, &format!("could not write every unit: {e}"));
     }

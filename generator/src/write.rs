@@ -1,7 +1,7 @@
 //! Writing the rendered units, the oomd drop-in and the status file, each atomically.
 
 use crate::load::{Loaded, Outcome};
-use contain_policy::{Account, OOMD_DROPIN, render};
+use contain_policy::{LocalUser, OOMD_DROPIN, render};
 use serde::Serialize;
 use std::fs;
 use std::io::Write;
@@ -41,12 +41,12 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 /// Returns the status to record and the first write error; every error is in `errors` too.
 pub fn generate(
     loaded: &Loaded,
-    accounts: &[Account],
+    users: &[LocalUser],
     unit_dir: &Path,
     oomd_dir: Option<&Path>,
     oomd_unit: Option<&Path>,
 ) -> (Status, Option<std::io::Error>) {
-    let rendered = render(&loaded.policy, accounts);
+    let rendered = render(&loaded.policy, users);
     let mut status = Status {
         outcome: loaded.outcome,
         sources: loaded.policy.sources.clone(),

@@ -1,7 +1,7 @@
 //! Time of parse + validate + render alone (no file writes), as the generator does them: `cargo
 //! run --release -p contain-policy --example render_bench -- POLICY PASSWD [RUNS]`.
 
-use contain_policy::{Source, parse, parse_accounts, render};
+use contain_policy::{Source, local_users, parse, render};
 use std::time::Instant;
 
 fn main() {
@@ -24,10 +24,9 @@ fn main() {
         }])
         .expect("valid policy");
         let parsed_at = Instant::now();
-        // The generator needs no groups: exemptions go by UID and name.
-        let accounts = parse_accounts(&passwd, "");
+        let users = local_users(&passwd);
         let accounts_at = Instant::now();
-        files = render(&parsed, &accounts).units.len();
+        files = render(&parsed, &users).units.len();
         let done = Instant::now();
         phases[0] += parsed_at - start;
         phases[1] += accounts_at - parsed_at;

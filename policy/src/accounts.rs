@@ -33,14 +33,8 @@ pub fn parse_accounts(passwd: &str, group: &str) -> Vec<Account> {
     }
     passwd
         .lines()
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split(':').collect();
-            if f.len() != 7 || f[0].is_empty() || f[0].starts_with(['#', '+', '-']) {
-                return None;
-            }
-            let uid: u32 = f[2].parse().ok()?;
-            let gid: u32 = f[3].parse().ok()?;
-            let name = f[0];
+        .filter_map(passwd_entry)
+        .map(|(name, uid, gid)| {
             let mut groups: Vec<String> = by_gid
                 .get(&gid)
                 .into_iter()
@@ -52,13 +46,49 @@ pub fn parse_accounts(passwd: &str, group: &str) -> Vec<Account> {
                     groups.push(g.to_string());
                 }
             }
-            Some(Account {
+            Account {
                 name: name.to_string(),
                 uid,
                 groups,
-            })
+            }
         })
         .collect()
+}
+
+/// A local user as the generator sees one: exemptions go by UID and name, never by group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalUser<'a> {
+    pub uid: u32,
+    pub name: &'a str,
+}
+
+impl Account {
+    pub fn local(&self) -> LocalUser<'_> {
+        LocalUser {
+            uid: self.uid,
+            name: &self.name,
+        }
+    }
+}
+
+/// The users in passwd text, borrowed from it: a site's 10,000 lines are read at every boot.
+pub fn local_users(passwd: &str) -> Vec<LocalUser<'_>> {
+    passwd
+        .lines()
+        .filter_map(passwd_entry)
+        .map(|(name, uid, _)| LocalUser { uid, name })
+        .collect()
+}
+
+/// Name, UID and GID of a well-formed passwd line; others are skipped, as libc's files backend does.
+fn passwd_entry(line: &str) -> Option<(&str, u32, u32)> {
+    let mut f = line.split(':');
+    let (name, _password, uid, gid) = (f.next()?, f.next()?, f.next()?, f.next()?);
+    // gecos, home, shell: exactly seven fields.
+    if f.by_ref().take(4).count() != 3 || name.is_empty() || name.starts_with(['#', '+', '-']) {
+        return None;
+    }
+    Some((name, uid.parse().ok()?, gid.parse().ok()?))
 }
 
 #[cfg(test)]
@@ -75,5 +105,8 @@ mod tests {
         assert_eq!(a[1].name, "alice");
         assert_eq!(a[1].uid, 1001);
         assert_eq!(a[1].groups, vec!["alice".to_string(), "hpc".to_string()]);
+        let users = local_users(passwd);
+        assert_eq!(users, [a[0].local(), a[1].local()]);
+        assert!(local_users("a:x:1:1:g:/h\nb:x:2:2:g:/h:/s:extra\n").is_empty());
     }
 }

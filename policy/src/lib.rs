@@ -5,15 +5,16 @@ mod accounts;
 mod aggregate;
 mod model;
 mod parse;
+mod quick;
 mod render;
 mod resolve;
 pub mod unit;
 pub mod value;
 
-pub use accounts::{Account, parse_accounts};
+pub use accounts::{Account, LocalUser, local_users, parse_accounts};
 pub use aggregate::{Aggregate, Term, aggregate};
 pub use model::*;
-pub use parse::{Diagnostic, Source, parse};
+pub use parse::{Diagnostic, Source, parse, quick_reader_agrees};
 pub use render::{DROPIN, OOMD_DROPIN, Rendered, USER_DROPIN, render};
 pub use resolve::{Effective, Exemption, Resolution, Rule, Sourced};
 

@@ -4,7 +4,10 @@ use crate::model::*;
 use crate::unit;
 use crate::value::{Permyriad, Size, Span, Tasks};
 use serde::Serialize;
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use toml::de::{DeTable, DeValue};
 
 /// One policy file's text and the path to name in messages.
@@ -35,32 +38,45 @@ impl fmt::Display for Diagnostic {
 }
 
 /// A place in one of the files; line and column are worked out only for a message or an origin.
-#[derive(Clone, Copy, Debug, Default)]
-struct Loc {
-    file: u32,
-    offset: u32,
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Loc {
+    pub(crate) file: u32,
+    pub(crate) offset: u32,
 }
 
-#[derive(Clone, Debug)]
-struct Node {
-    key: Loc,
-    at: Loc,
-    kind: Kind,
+impl Loc {
+    pub(crate) fn new(file: u32, offset: usize) -> Loc {
+        Loc {
+            file,
+            // A policy is at most a few MB (the generator refuses bigger files).
+            offset: u32::try_from(offset).unwrap_or(u32::MAX),
+        }
+    }
 }
 
-#[derive(Clone, Debug)]
-enum Kind {
-    Table(Vec<(String, Node)>),
-    Array(Vec<Node>),
-    Str(String),
+/// A table's entries in file order. Keys and strings borrow from the policy text where they can.
+pub(crate) type Entries<'a> = Vec<(Cow<'a, str>, Node<'a>)>;
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Node<'a> {
+    pub(crate) key: Loc,
+    pub(crate) at: Loc,
+    pub(crate) kind: Kind<'a>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Kind<'a> {
+    Table(Entries<'a>),
+    Array(Vec<Node<'a>>),
+    Str(Cow<'a, str>),
     /// Kept as text so that out-of-range integers get a clear message, not a wrap.
-    Int(String, u32),
+    Int(Cow<'a, str>, u32),
     Float,
     Bool(bool),
     Datetime,
 }
 
-impl Kind {
+impl Kind<'_> {
     fn type_name(&self) -> &'static str {
         match self {
             Kind::Table(_) => "a table",
@@ -81,7 +97,12 @@ struct LineIndex {
 impl LineIndex {
     fn new(text: &str) -> Self {
         let mut starts = vec![0];
-        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        starts.extend(
+            text.bytes()
+                .enumerate()
+                .filter(|&(_, b)| b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
         LineIndex { starts }
     }
 
@@ -130,17 +151,17 @@ impl Diags<'_> {
 
 /// Parses and validates the policy files in merge order (the main file, then `policy.d/*.toml`).
 /// Later files replace earlier values key by key; `[[override]]` entries accumulate.
-pub fn parse(sources: &[Source]) -> Result<Policy, Vec<Diagnostic>> {
+pub fn parse<'a>(sources: &[Source<'a>]) -> Result<Policy, Vec<Diagnostic>> {
     let mut d = Diags {
         files: sources,
         lines: sources.iter().map(|s| LineIndex::new(s.text)).collect(),
         out: Vec::new(),
     };
-    let mut merged: Vec<(String, Node)> = Vec::new();
+    let mut merged: Entries<'a> = Vec::new();
     for (i, src) in sources.iter().enumerate() {
         let file = i as u32;
         if let Some(nul) = src.text.find('\0') {
-            let at = loc(file, nul);
+            let at = Loc::new(file, nul);
             d.error(
                 &at,
                 "the file contains a NUL byte",
@@ -148,16 +169,9 @@ pub fn parse(sources: &[Source]) -> Result<Policy, Vec<Diagnostic>> {
             );
             continue;
         }
-        match DeTable::parse(src.text) {
-            Ok(table) => {
-                let root = convert_table(table.get_ref(), file);
-                merge(&mut merged, root);
-            }
-            Err(e) => {
-                let at = loc(file, e.span().map_or(0, |s| s.start));
-                let msg = e.message().trim().replace('\n', "; ");
-                d.error(&at, format!("invalid TOML: {msg}"), None);
-            }
+        match toml_tree(src.text, file) {
+            Ok(root) => merge(&mut merged, root),
+            Err((at, msg)) => d.error(&at, format!("invalid TOML: {msg}"), None),
         }
     }
     if !d.out.is_empty() {
@@ -167,33 +181,50 @@ pub fn parse(sources: &[Source]) -> Result<Policy, Vec<Diagnostic>> {
     if d.out.is_empty() { Ok(policy) } else { Err(d.out) }
 }
 
-fn loc(file: u32, offset: usize) -> Loc {
-    Loc {
-        file,
-        // A policy is at most a few MB (the generator refuses bigger files).
-        offset: u32::try_from(offset).unwrap_or(u32::MAX),
+/// True when the quick reader declines `text` or reads it exactly as toml does (for fuzzing).
+#[doc(hidden)]
+pub fn quick_reader_agrees(text: &str) -> bool {
+    crate::quick::document(text, 0).is_none_or(|quick| full_tree(text, 0).ok() == Some(quick))
+}
+
+/// One file's tree: the quick way where it applies, else toml's document builder, which also
+/// words every error.
+fn toml_tree(text: &str, file: u32) -> Result<Entries<'_>, (Loc, String)> {
+    if let Some(root) = crate::quick::document(text, file) {
+        return Ok(root);
+    }
+    full_tree(text, file)
+}
+
+pub(crate) fn full_tree(text: &str, file: u32) -> Result<Entries<'_>, (Loc, String)> {
+    match DeTable::parse(text) {
+        Ok(table) => Ok(convert_table(table.get_ref(), file)),
+        Err(e) => Err((
+            Loc::new(file, e.span().map_or(0, |s| s.start)),
+            e.message().trim().replace('\n', "; "),
+        )),
     }
 }
 
 /// Entries in file order (the parser's map is keyed, not ordered: order costs a hash per key).
-fn convert_table(t: &DeTable, file: u32) -> Vec<(String, Node)> {
-    let mut entries: Vec<(String, Node)> = t
+fn convert_table<'a>(t: &DeTable<'a>, file: u32) -> Entries<'a> {
+    let mut entries: Entries<'a> = t
         .iter()
         .map(|(k, v)| {
             let mut node = convert(v.get_ref(), v.span().start, file);
-            node.key = loc(file, k.span().start);
-            (k.get_ref().to_string(), node)
+            node.key = Loc::new(file, k.span().start);
+            (k.get_ref().clone(), node)
         })
         .collect();
     entries.sort_by_key(|(_, n)| n.key.offset);
     entries
 }
 
-fn convert(v: &DeValue, offset: usize, file: u32) -> Node {
-    let at = loc(file, offset);
+fn convert<'a>(v: &DeValue<'a>, offset: usize, file: u32) -> Node<'a> {
+    let at = Loc::new(file, offset);
     let kind = match v {
-        DeValue::String(s) => Kind::Str(s.to_string()),
-        DeValue::Integer(i) => Kind::Int(i.as_str().to_string(), i.radix()),
+        DeValue::String(s) => Kind::Str(s.clone()),
+        DeValue::Integer(i) => Kind::Int(Cow::Owned(i.as_str().to_string()), i.radix()),
         DeValue::Float(_) => Kind::Float,
         DeValue::Boolean(b) => Kind::Bool(*b),
         DeValue::Datetime(_) => Kind::Datetime,
@@ -207,7 +238,7 @@ fn convert(v: &DeValue, offset: usize, file: u32) -> Node {
     Node { key: at, at, kind }
 }
 
-fn merge(into: &mut Vec<(String, Node)>, from: Vec<(String, Node)>) {
+fn merge<'a>(into: &mut Entries<'a>, from: Entries<'a>) {
     for (key, node) in from {
         match into.iter_mut().find(|(k, _)| *k == key) {
             None => into.push((key, node)),
@@ -240,14 +271,20 @@ const LIMIT_KEYS: [&str; 6] = [
 
 /// A table being read: checks for unknown keys up front, then hands out typed values.
 struct Reader<'n> {
-    name: String,
-    entries: &'n [(String, Node)],
+    name: Cow<'n, str>,
+    entries: &'n [(Cow<'n, str>, Node<'n>)],
 }
 
 impl<'n> Reader<'n> {
-    fn new(d: &mut Diags, name: &str, entries: &'n [(String, Node)], known: &[&str]) -> Self {
+    fn new(
+        d: &mut Diags,
+        name: impl Into<Cow<'n, str>>,
+        entries: &'n [(Cow<'n, str>, Node<'n>)],
+        known: &[&str],
+    ) -> Self {
+        let name = name.into();
         for (key, node) in entries {
-            if !known.contains(&key.as_str()) {
+            if !known.contains(&key.as_ref()) {
                 let help = match closest(key, known) {
                     Some(k) => format!("did you mean `{k}`? known keys: {}", known.join(", ")),
                     None => format!("known keys: {}", known.join(", ")),
@@ -255,13 +292,10 @@ impl<'n> Reader<'n> {
                 d.error(&node.key, format!("unknown key `{key}` in {name}"), Some(help));
             }
         }
-        Reader {
-            name: name.to_string(),
-            entries,
-        }
+        Reader { name, entries }
     }
 
-    fn node(&self, key: &str) -> Option<&'n Node> {
+    fn node(&self, key: &str) -> Option<&'n Node<'n>> {
         self.entries.iter().find(|(k, _)| k == key).map(|(_, n)| n)
     }
 
@@ -393,7 +427,7 @@ impl<'n> Reader<'n> {
         self.int(d, key, 1, 10_000).map(|v| v as u16)
     }
 
-    fn table(&self, d: &mut Diags, key: &str) -> Option<&'n [(String, Node)]> {
+    fn table(&self, d: &mut Diags, key: &str) -> Option<&'n [(Cow<'n, str>, Node<'n>)]> {
         let node = self.node(key)?;
         match &node.kind {
             Kind::Table(t) => Some(t),
@@ -421,7 +455,7 @@ impl<'n> Reader<'n> {
         for item in items {
             match &item.kind {
                 Kind::Str(s) => match check_account_name(s) {
-                    Ok(()) => out.push(UserRef::Name(s.clone())),
+                    Ok(()) => out.push(UserRef::Name(s.to_string())),
                     Err(msg) => d.error(&item.at, msg, None),
                 },
                 Kind::Int(raw, radix) => match u32::from_str_radix(raw, *radix) {
@@ -451,7 +485,7 @@ impl<'n> Reader<'n> {
         for item in items {
             match &item.kind {
                 Kind::Str(s) => match check_account_name(s) {
-                    Ok(()) => out.push(s.clone()),
+                    Ok(()) => out.push(s.to_string()),
                     Err(msg) => d.error(&item.at, msg, None),
                 },
                 other => d.error(
@@ -543,6 +577,29 @@ fn levenshtein(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// FNV-1a: 10,000 overrides' selectors are hashed at every boot, and none is chosen by an attacker
+/// who could not simply edit the policy.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 fn with_keys<'k>(extra: &[&'k str]) -> Vec<&'k str> {
     LIMIT_KEYS.iter().copied().chain(extra.iter().copied()).collect()
 }
@@ -560,8 +617,8 @@ const ROOT_KEYS: [&str; 10] = [
     "capacity",
 ];
 
-fn build(d: &mut Diags, root: &[(String, Node)], sources: &[Source]) -> Policy {
-    let empty: &[(String, Node)] = &[];
+fn build(d: &mut Diags, root: &[(Cow<'_, str>, Node<'_>)], sources: &[Source]) -> Policy {
+    let empty: &[(Cow<str>, Node)] = &[];
     let top = Reader::new(d, "the policy", root, &ROOT_KEYS);
     let section = |d: &mut Diags, key: &str| top.table(d, key).unwrap_or(empty);
 
@@ -729,7 +786,9 @@ fn build_overrides(d: &mut Diags, top: &Reader, defaults: &Limits) -> Vec<Overri
         return Vec::new();
     };
     let mut out: Vec<Override> = Vec::new();
-    let mut first_at: std::collections::HashMap<Selector, usize> = std::collections::HashMap::new();
+    // Keyed by text borrowed from the tree: no copy of 10,000 names.
+    let mut first_at: HashMap<(u8, &str, u32), usize, BuildHasherDefault<Fnv>> = HashMap::default();
+    let known = with_keys(&["user", "uid", "group"]);
     for item in items {
         let Kind::Table(entries) = &item.kind else {
             d.error(
@@ -739,7 +798,7 @@ fn build_overrides(d: &mut Diags, top: &Reader, defaults: &Limits) -> Vec<Overri
             );
             continue;
         };
-        let r = Reader::new(d, "[[override]]", entries, &with_keys(&["user", "uid", "group"]));
+        let r = Reader::new(d, "[[override]]", entries, &known);
         let mut selectors = Vec::new();
         if let Some((name, at)) = r.text(d, "user") {
             match check_account_name(name) {
@@ -771,12 +830,17 @@ fn build_overrides(d: &mut Diags, top: &Reader, defaults: &Limits) -> Vec<Overri
             continue;
         }
         let selector = selectors.remove(0);
-        if let Some(&first) = first_at.get(&selector) {
+        let key = match &selector {
+            Selector::User(_) => (0, r.text(d, "user").map_or("", |(n, _)| n), 0),
+            Selector::Uid(u) => (1, "", *u),
+            Selector::Group(_) => (2, r.text(d, "group").map_or("", |(n, _)| n), 0),
+        };
+        if let Some(&first) = first_at.get(&key) {
             let help = format!("the first is at {}; merge them into one", out[first].origin);
             d.error(at, format!("a second override for {selector}"), Some(help));
             continue;
         }
-        first_at.insert(selector.clone(), out.len());
+        first_at.insert(key, out.len());
         if limits.is_empty() {
             d.error(
                 at,
@@ -888,7 +952,7 @@ fn build_trees(d: &mut Diags, top: &Reader) -> Vec<Tree> {
             );
         }
         out.push(Tree {
-            name: name.clone(),
+            name: name.to_string(),
             service: service.map(|s| s.0.to_string()),
             slice: slice_name,
             limits,

@@ -1,6 +1,6 @@
 //! The one renderer: policy → unit files and drop-ins. The generator and containctl both call it.
 
-use crate::accounts::Account;
+use crate::accounts::LocalUser;
 use crate::model::*;
 use crate::unit;
 use crate::value::{Size, Tasks};
@@ -20,9 +20,9 @@ pub struct Rendered {
     pub oomd_conf: String,
 }
 
-/// Renders every unit and drop-in. `accounts` are the users resolvable from /etc/passwd: the
+/// Renders every unit and drop-in. `users` are the users resolvable from /etc/passwd: the
 /// exempt ones among them get per-UID drop-ins (pam_contain leaves exempt users alone).
-pub fn render(policy: &Policy, accounts: &[Account]) -> Rendered {
+pub fn render(policy: &Policy, users: &[LocalUser]) -> Rendered {
     let header = header(policy);
     let mut units = Vec::new();
     let mut dropin = |unit: &str, name: &str, section: &str, lines: Vec<String>| {
@@ -43,8 +43,8 @@ pub fn render(policy: &Policy, accounts: &[Account]) -> Rendered {
     // Exempt accounts need a drop-in that lifts the template's caps. Overrides do not: pam_contain
     // sets them on the slice at login, so 10,000 overrides cost no boot-time files.
     let mut seen = std::collections::HashSet::new();
-    for (uid, name) in std::iter::once((0, "root")).chain(accounts.iter().map(|a| (a.uid, a.name.as_str()))) {
-        if seen.insert(uid) && policy.exemption(uid, name).is_some() {
+    for (uid, name) in std::iter::once((0, "root")).chain(users.iter().map(|u| (u.uid, u.name))) {
+        if policy.exemption(uid, name).is_some() && seen.insert(uid) {
             dropin(
                 &unit::user_slice(uid),
                 USER_DROPIN,
