@@ -80,15 +80,27 @@ pub fn local_users(passwd: &str) -> Vec<LocalUser<'_>> {
         .collect()
 }
 
-/// Name, UID and GID of a well-formed passwd line; others are skipped, as libc's files backend does.
+/// Name, UID and GID of a well-formed passwd line (exactly seven fields); others are skipped,
+/// as libc's files backend does. One pass over the bytes: this runs for every line at boot.
 fn passwd_entry(line: &str) -> Option<(&str, u32, u32)> {
-    let mut f = line.split(':');
-    let (name, _password, uid, gid) = (f.next()?, f.next()?, f.next()?, f.next()?);
-    // gecos, home, shell: exactly seven fields.
-    if f.by_ref().take(4).count() != 3 || name.is_empty() || name.starts_with(['#', '+', '-']) {
+    let mut colons = [0usize; 6];
+    let mut n = 0;
+    for (i, &b) in line.as_bytes().iter().enumerate() {
+        if b == b':' {
+            *colons.get_mut(n)? = i;
+            n += 1;
+        }
+    }
+    if n != 6 {
         return None;
     }
-    Some((name, uid.parse().ok()?, gid.parse().ok()?))
+    let name = &line[..colons[0]];
+    if name.is_empty() || name.starts_with(['#', '+', '-']) {
+        return None;
+    }
+    let uid = line[colons[1] + 1..colons[2]].parse().ok()?;
+    let gid = line[colons[2] + 1..colons[3]].parse().ok()?;
+    Some((name, uid, gid))
 }
 
 #[cfg(test)]
