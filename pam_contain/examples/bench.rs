@@ -182,6 +182,17 @@ fn main() {
         assert_eq!(rc, 0, "scope open_session failed");
         scope.push(took);
     }
+    // A user with an [[override]]: the slice starts at the [users] caps, the module sets hers.
+    let policy_with_override = format!("{POLICY}\n[[override]]\nuser = \"nobody\"\nmemory_max = \"3G\"\n");
+    std::fs::write(dir.join("policy.toml"), policy_with_override).unwrap_or_default();
+    let mut per_user = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        std::fs::write(&proc_cgroup, in_slice).unwrap_or_default();
+        std::fs::write(slice.join("memory.max"), "2147483648").unwrap_or_default();
+        let (rc, took) = open_session(&dir);
+        assert_eq!(rc, 0, "override open_session failed");
+        per_user.push(took);
+    }
     let rss_after = rss_kib();
     let threads = std::fs::read_dir("/proc/self/task")
         .map(|d| d.count())
@@ -189,6 +200,7 @@ fn main() {
 
     report("already in slice, caps right", common);
     report("needs a scope (1 D-Bus job)", scope);
+    report("sets an override (1 D-Bus call)", per_user);
     println!(
         "RSS: host before loading {rss_before} KiB; added: {} KiB after the first open_session, \
          {} KiB after {calls} in-slice calls, {} KiB after {} scope calls, {} KiB after {calls}",
