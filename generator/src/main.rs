@@ -70,6 +70,8 @@ fn main() -> ExitCode {
             &format!("cannot record status in {}: {e}", state_dir.display()),
         );
     }
+    // The process ends here: freeing 10,000 overrides one by one would only cost time.
+    std::mem::forget(loaded);
     if write_error.is_some() {
         ExitCode::FAILURE
     } else {

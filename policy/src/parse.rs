@@ -780,7 +780,7 @@ fn build_overrides(d: &mut Diags, top: &Reader, defaults: &Limits) -> Vec<Overri
         );
         return Vec::new();
     };
-    let mut out: Vec<Override> = Vec::new();
+    let mut out: Vec<Override> = Vec::with_capacity(items.len());
     // Keyed by text borrowed from the tree: no copy of 10,000 names.
     let mut first_at: HashMap<(u8, &str, u32), usize, BuildHasherDefault<Fnv>> = HashMap::default();
     let known = with_keys(&["user", "uid", "group"]);
