@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # With the system bus stopped, root still logs in over ssh, while a normal user
-# gets the policy's failure action ([login] on_failure). A reboot restores the box.
+# gets the policy's failure action ([login] on_failure). Numbered late: once the bus and
+# logind are restarted, a user manager from before cannot move processes into new scopes
+# (systemd-run --user --scope fails), which the escape checks need.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
-name=09-dbus-down
+name=69-dbus-down
 errs=()
 figs=()
 action=$(policy_get login.on_failure deny)
