@@ -797,16 +797,16 @@ fn build_overrides(d: &mut Diags, top: &Reader, defaults: &Limits) -> Vec<Overri
         let mut selectors = Vec::new();
         if let Some((name, at)) = r.text(d, "user") {
             match check_account_name(name) {
-                Ok(()) => selectors.push(Selector::User(name.to_string())),
+                Ok(()) => selectors.push((Selector::User(name.to_string()), (0, name, 0))),
                 Err(msg) => d.error(at, msg, None),
             }
         }
         if let Some(uid) = r.int(d, "uid", 0, u32::MAX as u64) {
-            selectors.push(Selector::Uid(uid as u32));
+            selectors.push((Selector::Uid(uid as u32), (1, "", uid as u32)));
         }
         if let Some((name, at)) = r.text(d, "group") {
             match check_account_name(name) {
-                Ok(()) => selectors.push(Selector::Group(name.to_string())),
+                Ok(()) => selectors.push((Selector::Group(name.to_string()), (2, name, 0))),
                 Err(msg) => d.error(at, msg, None),
             }
         }
@@ -824,12 +824,8 @@ fn build_overrides(d: &mut Diags, top: &Reader, defaults: &Limits) -> Vec<Overri
             }
             continue;
         }
-        let selector = selectors.remove(0);
-        let key = match &selector {
-            Selector::User(_) => (0, r.text(d, "user").map_or("", |(n, _)| n), 0),
-            Selector::Uid(u) => (1, "", *u),
-            Selector::Group(_) => (2, r.text(d, "group").map_or("", |(n, _)| n), 0),
-        };
+        // The duplicate check's key borrows the name from the tree, made with the selector.
+        let (selector, key) = selectors.remove(0);
         if let Some(&first) = first_at.get(&key) {
             let help = format!("the first is at {}; merge them into one", out[first].origin);
             d.error(at, format!("a second override for {selector}"), Some(help));
