@@ -345,7 +345,7 @@ fn pam_checks(host: &Host, p: Option<&Policy>, f: &mut Findings) {
                 format!(
                     "{abs} runs pam_contain as `{control}`: with on_failure = \"deny\" a failure would still let the session in"
                 ),
-                Some("use `required` (the package's profile does), or set [login] on_failure = \"allow\""),
+                Some("use `required` or the package's control (see pam_contain(8)), or set [login] on_failure = \"allow\""),
             ),
             PamFinding::NotRequired(_) => f.ok(format!("{abs} runs pam_contain")),
         }

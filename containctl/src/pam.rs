@@ -64,10 +64,31 @@ pub fn judge(text: &str, needs_systemd_first: bool) -> Finding {
         return Finding::BeforeSystemd;
     }
     let control = &entries[contain].control;
-    if control != "required" && control != "requisite" {
+    if !denies_on_failure(control) {
         return Finding::NotRequired(control.clone());
     }
     Finding::Ok
+}
+
+/// Whether a control fails the stack when the module returns PAM_SESSION_ERR:
+/// `required`, `requisite`, or brackets whose action for `session_err` (else `default`)
+/// is `bad` or `die` — the shipped control is one of those.
+fn denies_on_failure(control: &str) -> bool {
+    let Some(inner) = control.strip_prefix('[').and_then(|c| c.strip_suffix(']')) else {
+        return control == "required" || control == "requisite";
+    };
+    let action = |code: &str| {
+        inner
+            .split_whitespace()
+            .filter_map(|pair| pair.split_once('='))
+            .filter(|(key, _)| *key == code)
+            .map(|(_, action)| action)
+            .next_back()
+    };
+    matches!(
+        action("session_err").or_else(|| action("default")),
+        Some("bad" | "die")
+    )
 }
 
 #[cfg(test)]
@@ -121,5 +142,24 @@ session\trequired\tpam_contain.so
             judge("session [success=ok default=ignore] pam_contain.so\n", false),
             Finding::NotRequired("[success=ok default=ignore]".into())
         );
+        assert_eq!(
+            judge("session [default=bad session_err=ignore] pam_contain.so\n", false),
+            Finding::NotRequired("[default=bad session_err=ignore]".into())
+        );
+        assert_eq!(
+            judge("session [default=ignore session_err=die] pam_contain.so\n", false),
+            Finding::Ok
+        );
+    }
+
+    #[test]
+    fn the_shipped_profile_passes() {
+        let profile = include_str!("../../packaging/pam-configs/contain");
+        let line = profile
+            .lines()
+            .skip_while(|l| !l.starts_with("Session:"))
+            .nth(1)
+            .expect("a Session line");
+        assert_eq!(judge(&format!("session {line}\n"), false), Finding::Ok);
     }
 }

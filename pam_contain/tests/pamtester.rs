@@ -308,3 +308,23 @@ fn unknown_users_follow_the_failure_policy() {
     run.assert_denied();
     assert!(run.logged("no such user \"nobody-here\""), "{:?}", run.log());
 }
+
+#[test]
+fn a_module_file_gone_from_the_stack_locks_nobody_out() {
+    // The package removed while pam-auth-update kept its line: the control skips the line.
+    let _serial = serial();
+    let sb = Sandbox::new("gone");
+    let gone = sb.dir.join("pam_contain_removed.so");
+    for user in ["alice", "root"] {
+        let cmd = sb.command(user, &[], "");
+        let svc = sb.dir.join("svc/contain");
+        let line = fs::read_to_string(&svc).expect("service file");
+        let moved = line.replace(&module_path().display().to_string(), &gone.display().to_string());
+        assert_ne!(line, moved);
+        fs::write(&svc, format!("{moved}session required pam_permit.so\n")).expect("service file");
+        let run = run(cmd);
+        run.assert_ok();
+        assert!(run.logged("unable to dlopen"), "{:?}", run.log());
+    }
+    assert_eq!(sb.fake().calls(), [], "no module, no calls");
+}

@@ -72,6 +72,22 @@ pub fn module_path() -> PathBuf {
     so
 }
 
+/// The control of the `Session:` line in the package's pam-auth-update profile.
+pub fn shipped_control() -> String {
+    let profile = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/pam-configs/contain");
+    let text = fs::read_to_string(&profile).expect("the pam-auth-update profile");
+    let line = text
+        .lines()
+        .skip_while(|l| !l.starts_with("Session:"))
+        .nth(1)
+        .expect("a line after Session:");
+    let line = line.trim();
+    match line.strip_prefix('[') {
+        Some(rest) => format!("[{}]", &rest[..rest.find(']').expect("closing ]")]),
+        None => line.split_whitespace().next().expect("a control").to_string(),
+    }
+}
+
 pub fn lib_path(name: &str) -> Option<PathBuf> {
     [
         "/usr/lib/x86_64-linux-gnu",
@@ -216,10 +232,12 @@ impl Sandbox {
         }
     }
 
+    /// The service file: the module with the control the package installs.
     pub fn service_file(&self, extra_args: &str) -> PathBuf {
         let svc = self.dir.join("svc/contain");
         let line = format!(
-            "session required {} {} {extra_args}\n",
+            "session {} {} {} {extra_args}\n",
+            shipped_control(),
             module_path().display(),
             self.args
         );

@@ -20,7 +20,12 @@ ssh_root 'cp -p /etc/pam.d/common-session /root/common-session.with &&
     pam-auth-update --package --disable contain &&
     cp -p /etc/pam.d/common-session /root/common-session.without &&
     cp -p /root/common-session.with /etc/pam.d/common-session'
-restore() { ssh_root 'cp -p /root/common-session.with /etc/pam.d/common-session' || true; }
+# Back through pam-auth-update, from the file it last wrote: a copy alone would leave its
+# record behind, and a later remove would find "local modifications" and keep the line.
+restore() {
+    ssh_root 'cp -p /root/common-session.without /etc/pam.d/common-session &&
+        pam-auth-update --package --enable contain' || true
+}
 trap restore EXIT
 ssh_root 'grep -q pam_contain /root/common-session.with && ! grep -q pam_contain /root/common-session.without' ||
     errs+=("pam-auth-update did not take pam_contain out of common-session")
@@ -51,6 +56,8 @@ trap - EXIT
 restore
 ssh_root 'cmp -s /root/common-session.with /etc/pam.d/common-session' ||
     errs+=("common-session not restored")
+ssh_root 'grep -q pam_contain /etc/pam.d/common-session-noninteractive' ||
+    errs+=("common-session-noninteractive not restored")
 
 if ((${#errs[@]} == 0)); then
     figs+=("$(python3 - "${with[*]}" "${without[*]}" <<'PY'

@@ -1,22 +1,36 @@
 #!/usr/bin/env bash
 # apt-get remove, then a reboot: the PAM stack works without the module (ssh, su,
 # sudo, cron) and no contain units remain; purge then removes /etc/contain.
+# The admin has changed common-session by hand, so pam-auth-update keeps its pam_contain
+# line: the remove must warn, and the leftover line must lock nobody out, root included.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 name=99-remove
 errs=()
 figs=()
 
+ssh_root 'echo "# a local change" >>/etc/pam.d/common-session'
 if ! ssh_root 'DEBIAN_FRONTEND=noninteractive apt-get remove -y -q contain' >"$VM_RUN_DIR/remove.log" 2>&1; then
     fail "$name" "apt-get remove failed: $(tail -n1 "$VM_RUN_DIR/remove.log")"
     exit 1
 fi
+grep -q 'pam_contain.so is still listed in: /etc/pam.d/common-session' "$VM_RUN_DIR/remove.log" ||
+    errs+=("the remove did not warn about the pam_contain line it left")
 # Right away, before any reboot: new logins must already work.
 ssh_as alice true || errs+=("alice cannot log in right after the remove")
+ssh_root_login true || errs+=("root cannot log in right after the remove")
 t=$SECONDS
 reboot_and_wait || { fail "$name" "no boot after remove"; exit 1; }
 figs+=("rebooted in $((SECONDS - t)) s")
+ssh_as alice true || errs+=("alice cannot log in with the leftover line")
+if ssh_root 'journalctl -b -q --no-pager | grep -q "unable to dlopen(.*pam_contain.so)"'; then
+    figs+=("leftover line skipped")
+else
+    errs+=("no trace of the leftover line being skipped")
+fi
 
+# The admin takes the line out, as the warning says.
+ssh_root "sed -i '/pam_contain\.so/d; /^# a local change\$/d' /etc/pam.d/common-session /etc/pam.d/common-session-noninteractive"
 left=$(ssh_root 'grep -l pam_contain /etc/pam.d/* 2>/dev/null' || true)
 [ -z "$left" ] || errs+=("pam_contain still in $left")
 ssh_as alice true || errs+=("alice cannot ssh in")
