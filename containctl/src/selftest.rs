@@ -304,7 +304,8 @@ fn test_b(
     chill: &str,
     cleanup: &mut Cleanup,
 ) -> Result<Outcome, String> {
-    let limit = "20%";
+    let limit_pct = 20.0f64;
+    let limit = format!("{limit_pct}%");
     systemctl(&[
         "set-property",
         "--runtime",
@@ -362,6 +363,8 @@ fn test_b(
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     run("systemd-run", &refs)?;
     let mut worst = 0.0f64;
+    // Since when the slice's pressure has stayed above the limit: oomd's reaction time.
+    let mut above_since: Option<Instant> = None;
     while active(&unit) {
         interrupted()?;
         if t0.elapsed() > deadline {
@@ -380,10 +383,16 @@ fn test_b(
             .and_then(|t| parse_pressure(&t))
         {
             worst = worst.max(p.full_avg10);
+            if p.full_avg10 < limit_pct {
+                above_since = None;
+            } else if above_since.is_none() {
+                above_since = Some(Instant::now());
+            }
         }
         pause(Duration::from_millis(500))?;
     }
     let elapsed = t0.elapsed();
+    let reaction = above_since.map(|t| format!("{:.1}", t.elapsed().as_secs_f64()));
     let result = show(&unit, "Result");
     let journal = run(
         "journalctl",
@@ -408,8 +417,9 @@ fn test_b(
     let passed = by_oomd && neighbour;
     let summary = if passed {
         format!(
-            "systemd-oomd killed the workload after {:.1} s (pressure limit {limit}, duration {duration}); the quiet neighbour lived",
-            elapsed.as_secs_f64()
+            "systemd-oomd killed the workload after {:.1} s, {} s after its pressure went above the limit (limit {limit}, duration {duration}); the quiet neighbour lived",
+            elapsed.as_secs_f64(),
+            reaction.as_deref().unwrap_or("?")
         )
     } else if !by_oomd {
         format!("the workload ended with result `{result}`, but oomd's journal has no kill for it")
@@ -421,13 +431,17 @@ fn test_b(
         passed,
         summary,
         figures: vec![
-            ("pressure_limit".into(), limit.into()),
+            ("pressure_limit".into(), limit.clone()),
             ("oomd_duration".into(), duration.to_string()),
             (
                 "reclaim_from".into(),
                 if swap { "swap" } else { "page cache" }.into(),
             ),
             ("seconds_to_kill".into(), format!("{:.1}", elapsed.as_secs_f64())),
+            (
+                "seconds_above_limit_to_kill".into(),
+                reaction.clone().unwrap_or_else(|| "?".into()),
+            ),
             ("worst_full_avg10".into(), format!("{worst:.1}")),
             ("unit_result".into(), result),
             ("oomd_log".into(), killed_line.unwrap_or_default()),
@@ -498,8 +512,19 @@ fn file_balloon(path: &str, size: usize, page: usize) -> Result<(), String> {
         .truncate(true)
         .open(path)
         .map_err(|e| format!("{path}: {e}"))?;
-    f.set_len(size as u64).map_err(|e| format!("{path}: {e}"))?;
-    // SAFETY: a fresh shared read-only mapping of a file we just sized; only read below.
+    // Real data, not a sparse file: an evicted page must come back from the disk, so the
+    // loop below stalls on refaults (memory pressure) instead of re-zeroing holes.
+    let mut writer = std::io::BufWriter::with_capacity(1 << 20, &f);
+    let block = vec![0xa5u8; 1 << 20];
+    let mut written = 0;
+    while written < size {
+        let n = block.len().min(size - written);
+        std::io::Write::write_all(&mut writer, &block[..n]).map_err(|e| format!("{path}: {e}"))?;
+        written += n;
+    }
+    std::io::Write::flush(&mut writer).map_err(|e| format!("{path}: {e}"))?;
+    drop(writer);
+    // SAFETY: a fresh shared read-only mapping of a file we just wrote; only read below.
     let base = unsafe {
         libc::mmap(
             std::ptr::null_mut(),

@@ -59,7 +59,8 @@ parts = []
 for r in res:
     f = dict(r["figures"])
     word = "PASS" if r["passed"] else "FAIL"
-    parts.append(f"{word} {r['test']} {f.get('seconds_to_kill', '?')} s" + ("" if r["passed"] else ": " + r["summary"]))
+    react = f" (oomd {f['seconds_above_limit_to_kill']} s after pressure > limit)" if "seconds_above_limit_to_kill" in f else ""
+    parts.append(f"{word} {r['test']} {f.get('seconds_to_kill', '?')} s{react}" + ("" if r["passed"] else ": " + r["summary"]))
 ok = bool(res) and all(r["passed"] for r in res)
 print(("ok " if ok else "FAIL ") + ", ".join(parts))
 PY
