@@ -17,14 +17,14 @@ fi
 
 # The two stacks, made the way an admin would switch the module off and on.
 ssh_root 'cp -p /etc/pam.d/common-session /root/common-session.with &&
-    pam-auth-update --package --disable contain &&
+    DEBIAN_FRONTEND=noninteractive pam-auth-update --package --disable contain &&
     cp -p /etc/pam.d/common-session /root/common-session.without &&
     cp -p /root/common-session.with /etc/pam.d/common-session'
 # Back through pam-auth-update, from the file it last wrote: a copy alone would leave its
 # record behind, and a later remove would find "local modifications" and keep the line.
 restore() {
     ssh_root 'cp -p /root/common-session.without /etc/pam.d/common-session &&
-        pam-auth-update --package --enable contain' || true
+        DEBIAN_FRONTEND=noninteractive pam-auth-update --package --enable contain' || true
 }
 trap restore EXIT
 ssh_root 'grep -q pam_contain /root/common-session.with && ! grep -q pam_contain /root/common-session.without' ||

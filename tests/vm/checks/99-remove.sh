@@ -9,7 +9,8 @@ name=99-remove
 errs=()
 figs=()
 
-ssh_root 'echo "# a local change" >>/etc/pam.d/common-session'
+# A line of the admin's own inside pam-auth-update's block: it no longer manages the file.
+ssh_root "sed -i '/(the \"Additional\" block)/a session optional pam_permit.so # local' /etc/pam.d/common-session"
 if ! ssh_root 'DEBIAN_FRONTEND=noninteractive apt-get remove -y -q contain' >"$VM_RUN_DIR/remove.log" 2>&1; then
     fail "$name" "apt-get remove failed: $(tail -n1 "$VM_RUN_DIR/remove.log")"
     exit 1
@@ -30,7 +31,7 @@ else
 fi
 
 # The admin takes the line out, as the warning says.
-ssh_root "sed -i '/pam_contain\.so/d; /^# a local change\$/d' /etc/pam.d/common-session /etc/pam.d/common-session-noninteractive"
+ssh_root "sed -i '/pam_contain\.so/d; /pam_permit.so # local/d' /etc/pam.d/common-session /etc/pam.d/common-session-noninteractive"
 left=$(ssh_root 'grep -l pam_contain /etc/pam.d/* 2>/dev/null' || true)
 [ -z "$left" ] || errs+=("pam_contain still in $left")
 ssh_as alice true || errs+=("alice cannot ssh in")
