@@ -1,7 +1,8 @@
 # shellcheck shell=bash
-# Helpers for tests/vm/run.sh and the checks in tests/vm/checks/.
-# Environment set by run.sh: VM_PORT VM_KEY VM_RUN_DIR VM_SERIAL VM_RESULTS VM_SUITE
-# VM_POLICY (host path of the test policy) VM_HERE (tests/vm directory).
+# Helpers for tests/vm/run.sh, the checks in tests/vm/checks/ and the benchmarks in
+# tests/vm/bench/. Environment set by start_vm: VM_PORT VM_KEY VM_RUN_DIR VM_SERIAL VM_SUITE
+# VM_QEMU_PID; by the caller: VM_RESULTS, VM_POLICY (host path of the test policy) and
+# VM_HERE (tests/vm directory).
 
 VM_SSH_OPTS=(-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
     -o LogLevel=ERROR -o BatchMode=yes -o ConnectTimeout=15
@@ -15,9 +16,15 @@ ssh_as() {
 }
 # Root's commands share one connection (a fresh login costs seconds under TCG);
 # every other user's command is a real login of its own.
-ssh_root() {
-    ssh "${VM_SSH_OPTS[@]}" -o ControlMaster=auto -o "ControlPath=$VM_RUN_DIR/ctl-root" \
-        -o ControlPersist=120 -i "$VM_KEY" -p "$VM_PORT" root@127.0.0.1 "$@" </dev/null
+ssh_root() { ssh_root_within 0 "$@"; }
+# ssh_root_within SECONDS CMD...: ssh_root, given up after SECONDS (0: never); a thrashing
+# guest may not answer for minutes.
+ssh_root_within() {
+    local secs=$1
+    shift
+    local cmd=(ssh "${VM_SSH_OPTS[@]}" -o ControlMaster=auto -o "ControlPath=$VM_RUN_DIR/ctl-root"
+        -o ControlPersist=120 -i "$VM_KEY" -p "$VM_PORT" root@127.0.0.1 "$@")
+    if [ "$secs" = 0 ]; then "${cmd[@]}" </dev/null; else timeout "$secs" "${cmd[@]}" </dev/null; fi
 }
 # ssh_root_login CMD...: a real, fresh root login.
 ssh_root_login() { ssh_as root "$@"; }
@@ -175,3 +182,116 @@ install_tools() {
 
 # memevent CGROUP KEY: one counter from a cgroup's memory.events (0 if absent).
 memevent() { ssh_root "awk '\$1==\"$2\" {print \$2}' /sys/fs/cgroup$1/memory.events 2>/dev/null" || echo 0; }
+
+# ---- The VM itself: run.sh and tests/vm/bench/ boot, install and stop it with these. ----
+
+VM_HERE=${VM_HERE:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
+VM_POLICY=${VM_POLICY:-$VM_HERE/policy.toml}
+VM_CACHE_ROOT=${CONTAIN_VM_CACHE:-/var/tmp/contain-vm}
+
+# find_deb: CONTAIN_DEB (another package file, e.g. one built in a scratch tree), else the
+# newest target/debian/contain_*.deb; prints nothing if there is none.
+find_deb() {
+    if [ -n "${CONTAIN_DEB:-}" ]; then
+        echo "$CONTAIN_DEB"
+        return
+    fi
+    find "$(cd "$VM_HERE/../.." && pwd)/target/debian" -maxdepth 1 -name 'contain_*.deb' -printf '%T@ %p\n' 2>/dev/null |
+        sort -rn | head -n1 | cut -d' ' -f2-
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# KVM only if a trial boot of the real kernel actually gets somewhere under it.
+VM_ACCEL=
+probe_accel() {
+    local img=$1 log
+    if [ -n "$VM_ACCEL" ]; then return; fi
+    VM_ACCEL="-accel tcg -cpu max"
+    [ -w /dev/kvm ] || return 0
+    # The verdict holds for this host kernel and QEMU: probe once, not per run.
+    local key cache="$VM_CACHE_ROOT/accel"
+    key="$(uname -r) $(qemu-system-x86_64 --version | head -n1)"
+    if [ -f "$cache" ] && [ "$(head -n1 "$cache")" = "$key" ]; then
+        VM_ACCEL=$(sed -n 2p "$cache")
+        return 0
+    fi
+    log=$(mktemp)
+    timeout 15 qemu-system-x86_64 -accel kvm -cpu host -m 256 -machine q35 -no-reboot \
+        -kernel "$img/vmlinuz" -append 'console=ttyS0 panic=-1' \
+        -display none -serial "file:$log" >/dev/null 2>&1 || true
+    if grep -q 'Kernel panic' "$log"; then VM_ACCEL="-accel kvm -cpu host"; fi
+    rm -f "$log"
+    printf '%s\n%s\n' "$key" "$VM_ACCEL" >"$cache"
+}
+
+# start_vm SUITE: a fresh overlay of SUITE's cached image booted under QEMU (2 vCPU,
+# 2 GiB), up to ssh and a finished boot. Sets and exports VM_SUITE VM_RUN_DIR VM_SERIAL
+# VM_KEY VM_PORT VM_QEMU_PID. Returns 2 if there is no image, 1 if the guest does not
+# come up within VM_BOOT_TIMEOUT (QEMU is left running for dump_guest).
+start_vm() {
+    local img d
+    VM_SUITE=$1
+    mkdir -p "$VM_CACHE_ROOT"
+    img=$("$VM_HERE/image.sh" "$VM_SUITE") || return 2
+    probe_accel "$img"
+    # Others may be running VMs from the same cache: remove only runs whose QEMU is gone.
+    for d in "$VM_CACHE_ROOT"/run-*; do
+        [ -d "$d" ] || continue
+        if [ -f "$d/qemu.pid" ] && kill -0 "$(cat "$d/qemu.pid")" 2>/dev/null; then continue; fi
+        [ -n "$(find "$d" -maxdepth 0 -mmin +5)" ] && rm -rf "$d"
+    done
+    VM_RUN_DIR=$(mktemp -d "$VM_CACHE_ROOT/run-$VM_SUITE-XXXXXX") || return 2
+    VM_SERIAL=$VM_RUN_DIR/serial.log
+    VM_KEY=$VM_RUN_DIR/id_test
+    VM_PORT=$(free_port)
+    export VM_SUITE VM_RUN_DIR VM_SERIAL VM_KEY VM_PORT
+    install -m 0600 "$img/id_test" "$VM_KEY" || return 2
+    qemu-img create -q -f qcow2 -b "$img/base.qcow2" -F qcow2 "$VM_RUN_DIR/run.qcow2" || return 2
+
+    # shellcheck disable=SC2086 # VM_ACCEL holds several words on purpose
+    qemu-system-x86_64 $VM_ACCEL -machine q35 -m 2G -smp 2 \
+        -kernel "$img/vmlinuz" -initrd "$img/initrd.img" \
+        -append 'root=/dev/vda rw console=ttyS0 quiet systemd.show_status=0' \
+        -drive "file=$VM_RUN_DIR/run.qcow2,if=virtio,format=qcow2,cache=unsafe" \
+        -netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$VM_PORT-:22" \
+        -device virtio-net-pci,netdev=n0 -display none -serial "file:$VM_SERIAL" \
+        -monitor none -pidfile "$VM_RUN_DIR/qemu.pid" &
+    VM_QEMU_PID=$!
+    export VM_QEMU_PID
+    wait_boot_done
+}
+
+# install_deb DEB: installed the way an admin would (the package file, apt resolves the
+# rest), the test policy in place, then a reboot. apt's output is in $VM_RUN_DIR/install.log.
+install_deb() {
+    local name
+    name=$(basename "$1")
+    copy_in "$1" "/root/$name" &&
+        ssh_root "DEBIAN_FRONTEND=noninteractive apt-get install -y -q /root/$name" >"$VM_RUN_DIR/install.log" 2>&1 &&
+        copy_in "$VM_POLICY" /etc/contain/policy.toml &&
+        reboot_and_wait
+}
+
+dump_guest() {
+    echo "----- guest journal (tail) -----"
+    ssh_root 'journalctl -b --no-pager | tail -n 80' 2>&1 || echo "(guest unreachable)"
+    echo "----- serial log (tail) -----"
+    tail -n 40 "$VM_SERIAL" 2>/dev/null | tr -d '\r' || true
+    echo "--------------------------------"
+}
+
+# stop_vm: power the guest off (QEMU killed after 120 s if it does not go).
+stop_vm() {
+    [ -n "${VM_QEMU_PID:-}" ] || return 0
+    if kill -0 "$VM_QEMU_PID" 2>/dev/null; then
+        ssh_root 'systemctl poweroff' >/dev/null 2>&1 || true
+        local end=$((SECONDS + 120))
+        while kill -0 "$VM_QEMU_PID" 2>/dev/null && ((SECONDS < end)); do sleep 1; done
+        kill "$VM_QEMU_PID" 2>/dev/null || true
+    fi
+    wait "$VM_QEMU_PID" 2>/dev/null || true
+    VM_QEMU_PID=
+}

@@ -1,5 +1,5 @@
 # The .deb and the VM proof; included by the top-level Makefile.
-.PHONY: deb vm-deps vm-test demo
+.PHONY: deb vm-deps vm-test demo bench-vm
 
 DEB_LINTIAN_ALLOW := initial-upload-closes-no-bugs
 
@@ -18,3 +18,8 @@ vm-test: deb
 
 demo: deb
 	bash tests/vm/run.sh --demo bookworm
+
+# Containment with and without contain, side by side in one VM (a benchmark: not in make test).
+BENCH_VM_SUITE ?= bookworm
+bench-vm: deb
+	bash tests/vm/bench/containment.sh $(BENCH_VM_SUITE)
