@@ -3,7 +3,7 @@
 
 use contain_generator::kmsg::{Level, log};
 use contain_generator::{OOMD_DIR, Outcome, POLICY_PATH, STATE_DIR, generate, load, write_atomic};
-use contain_policy::local_users;
+use contain_policy::local_users_where;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -49,8 +49,9 @@ fn main() -> ExitCode {
     }
 
     // No NSS here: exempt accounts in the files get per-UID drop-ins; pam_contain covers the rest.
+    // Only those are rendered, so only those are read in full.
     let passwd = std::fs::read_to_string(etc.join("passwd")).unwrap_or_default();
-    let users = local_users(&passwd);
+    let users = local_users_where(&passwd, |uid, name| loaded.policy.exemption(uid, name).is_some());
     let oomd_unit = [
         "/usr/lib/systemd/system/systemd-oomd.service",
         "/lib/systemd/system/systemd-oomd.service",

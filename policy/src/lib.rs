@@ -11,7 +11,7 @@ mod resolve;
 pub mod unit;
 pub mod value;
 
-pub use accounts::{Account, LocalUser, local_users, parse_accounts};
+pub use accounts::{Account, LocalUser, local_users, local_users_where, parse_accounts};
 pub use aggregate::{Aggregate, Term, aggregate};
 pub use model::*;
 pub use parse::{Diagnostic, Source, parse, quick_reader_agrees};

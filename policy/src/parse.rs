@@ -6,6 +6,7 @@ use crate::value::{Permyriad, Size, Span, Tasks};
 use serde::Serialize;
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use toml::de::{DeTable, DeValue};
@@ -90,38 +91,60 @@ impl Kind<'_> {
     }
 }
 
-struct LineIndex {
-    starts: Vec<usize>,
+/// Line numbers, counted when a place is asked for. Places mostly come in file order (the
+/// overrides' origins): each is counted on from the last. One out of order builds an index.
+#[derive(Default)]
+struct Lines {
+    /// The last offset asked for, its 0-based line and the offset that line starts at.
+    at: usize,
+    line: usize,
+    start: usize,
+    /// Where each line starts, once a place came out of order.
+    starts: Option<Vec<usize>>,
 }
 
-impl LineIndex {
-    fn new(text: &str) -> Self {
-        let mut starts = vec![0];
-        starts.extend(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1));
-        LineIndex { starts }
-    }
-
+impl Lines {
     /// 1-based line and column (in characters) of a byte offset.
-    fn line_column(&self, text: &str, offset: usize) -> (u32, u32) {
+    fn line_column(&mut self, text: &str, offset: usize) -> (u32, u32) {
         let offset = offset.min(text.len());
-        let line = self.starts.partition_point(|&s| s <= offset) - 1;
-        let start = self.starts[line];
+        let (line, start) = self.line_start(text.as_bytes(), offset);
         let column = text
             .get(start..offset)
             .map_or(offset - start, |s| s.chars().count())
             + 1;
         (line as u32 + 1, column as u32)
     }
+
+    fn line_start(&mut self, text: &[u8], offset: usize) -> (usize, usize) {
+        if let Some(starts) = &self.starts {
+            let line = starts.partition_point(|&s| s <= offset) - 1;
+            return (line, starts[line]);
+        }
+        if offset < self.at {
+            let mut starts = vec![0];
+            starts.extend(memchr::memchr_iter(b'\n', text).map(|i| i + 1));
+            self.starts = Some(starts);
+            return self.line_start(text, offset);
+        }
+        let skipped = &text[self.at..offset];
+        let newlines = memchr::memchr_iter(b'\n', skipped).count();
+        if let Some(last) = memchr::memrchr(b'\n', skipped) {
+            self.line += newlines;
+            self.start = self.at + last + 1;
+        }
+        self.at = offset;
+        (self.line, self.start)
+    }
 }
 
 struct Diags<'a> {
     files: &'a [Source<'a>],
-    lines: Vec<LineIndex>,
+    lines: Vec<Lines>,
     out: Vec<Diagnostic>,
 }
 
 impl Diags<'_> {
-    fn place(&self, at: &Loc) -> (String, u32, u32) {
+    fn place(&mut self, at: &Loc) -> (String, u32, u32) {
         let file = at.file as usize;
         let (line, column) = self.lines[file].line_column(self.files[file].text, at.offset as usize);
         (self.files[file].path.to_string(), line, column)
@@ -138,7 +161,7 @@ impl Diags<'_> {
         });
     }
 
-    fn origin(&self, at: &Loc) -> Origin {
+    fn origin(&mut self, at: &Loc) -> Origin {
         let (file, line, column) = self.place(at);
         Origin { file, line, column }
     }
@@ -149,13 +172,13 @@ impl Diags<'_> {
 pub fn parse<'a>(sources: &[Source<'a>]) -> Result<Policy, Vec<Diagnostic>> {
     let mut d = Diags {
         files: sources,
-        lines: sources.iter().map(|s| LineIndex::new(s.text)).collect(),
+        lines: sources.iter().map(|_| Lines::default()).collect(),
         out: Vec::new(),
     };
     let mut merged: Entries<'a> = Vec::new();
     for (i, src) in sources.iter().enumerate() {
         let file = i as u32;
-        if let Some(nul) = src.text.find('\0') {
+        if let Some(nul) = memchr::memchr(0, src.text.as_bytes()) {
             let at = Loc::new(file, nul);
             d.error(
                 &at,
@@ -312,6 +335,18 @@ impl<'n> Reader<'n> {
             Kind::Str(s) => Some((s, &node.at)),
             _ => {
                 self.wrong_type(d, key, node, "a string");
+                None
+            }
+        }
+    }
+
+    /// A user or group name, if written and valid: an invalid one is an error.
+    fn account_name(&self, d: &mut Diags, key: &str) -> Option<&'n str> {
+        let (name, at) = self.text(d, key)?;
+        match check_account_name(name) {
+            Ok(()) => Some(name),
+            Err(msg) => {
+                d.error(at, msg, None);
                 None
             }
         }
@@ -537,8 +572,9 @@ fn check_account_name(s: &str) -> Result<(), String> {
     let ok = !s.is_empty()
         && s.len() <= 256
         && !s.starts_with('-')
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '$' | '@'));
+        // By bytes: every allowed character is ASCII, and no byte of another one is.
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'$' | b'@'));
     if ok {
         Ok(())
     } else {
@@ -768,6 +804,25 @@ fn build(d: &mut Diags, root: &[(Cow<'_, str>, Node<'_>)], sources: &[Source]) -
     }
 }
 
+/// An override's selector as the duplicate check keys it: names borrowed from the tree, not
+/// copied for 10,000 overrides.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Chosen<'a> {
+    User(&'a str),
+    Uid(u32),
+    Group(&'a str),
+}
+
+impl Chosen<'_> {
+    fn selector(self) -> Selector {
+        match self {
+            Chosen::User(name) => Selector::User(name.to_string()),
+            Chosen::Uid(uid) => Selector::Uid(uid),
+            Chosen::Group(name) => Selector::Group(name.to_string()),
+        }
+    }
+}
+
 fn build_overrides(d: &mut Diags, top: &Reader, defaults: &Limits) -> Vec<Override> {
     let Some(node) = top.node("override") else {
         return Vec::new();
@@ -781,8 +836,8 @@ fn build_overrides(d: &mut Diags, top: &Reader, defaults: &Limits) -> Vec<Overri
         return Vec::new();
     };
     let mut out: Vec<Override> = Vec::with_capacity(items.len());
-    // Keyed by text borrowed from the tree: no copy of 10,000 names.
-    let mut first_at: HashMap<(u8, &str, u32), usize, BuildHasherDefault<Fnv>> = HashMap::default();
+    let mut first_at: HashMap<Chosen, usize, BuildHasherDefault<Fnv>> =
+        HashMap::with_capacity_and_hasher(items.len(), Default::default());
     let known = with_keys(&["user", "uid", "group"]);
     for item in items {
         let Kind::Table(entries) = &item.kind else {
@@ -794,44 +849,42 @@ fn build_overrides(d: &mut Diags, top: &Reader, defaults: &Limits) -> Vec<Overri
             continue;
         };
         let r = Reader::new(d, "[[override]]", entries, &known);
-        let mut selectors = Vec::new();
-        if let Some((name, at)) = r.text(d, "user") {
-            match check_account_name(name) {
-                Ok(()) => selectors.push((Selector::User(name.to_string()), (0, name, 0))),
-                Err(msg) => d.error(at, msg, None),
-            }
-        }
-        if let Some(uid) = r.int(d, "uid", 0, u32::MAX as u64) {
-            selectors.push((Selector::Uid(uid as u32), (1, "", uid as u32)));
-        }
-        if let Some((name, at)) = r.text(d, "group") {
-            match check_account_name(name) {
-                Ok(()) => selectors.push((Selector::Group(name.to_string()), (2, name, 0))),
-                Err(msg) => d.error(at, msg, None),
-            }
-        }
+        let user = r.account_name(d, "user").map(Chosen::User);
+        let uid = r
+            .int(d, "uid", 0, u32::MAX as u64)
+            .map(|uid| Chosen::Uid(uid as u32));
+        let group = r.account_name(d, "group").map(Chosen::Group);
         let limits = r.limits(d);
         let at = &item.at;
-        if selectors.len() != 1 {
-            if selectors.len() > 1
-                || r.node("user").is_none() && r.node("uid").is_none() && r.node("group").is_none()
-            {
-                d.error(
-                    at,
-                    "an override names exactly one of `user`, `uid` or `group`",
-                    Some("split it into one [[override]] per user or group".into()),
-                );
+        let mut valid = [user, uid, group].into_iter().flatten();
+        let key = match (valid.next(), valid.next()) {
+            (Some(key), None) => key,
+            (first, _) => {
+                // Two valid, or none written (an invalid one has its own error).
+                if first.is_some()
+                    || r.node("user").is_none() && r.node("uid").is_none() && r.node("group").is_none()
+                {
+                    d.error(
+                        at,
+                        "an override names exactly one of `user`, `uid` or `group`",
+                        Some("split it into one [[override]] per user or group".into()),
+                    );
+                }
+                continue;
             }
-            continue;
+        };
+        let selector = key.selector();
+        match first_at.entry(key) {
+            Entry::Occupied(first) => {
+                let first = &out[*first.get()].origin;
+                let help = format!("the first is at {first}; merge them into one");
+                d.error(at, format!("a second override for {selector}"), Some(help));
+                continue;
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(out.len());
+            }
         }
-        // The duplicate check's key borrows the name from the tree, made with the selector.
-        let (selector, key) = selectors.remove(0);
-        if let Some(&first) = first_at.get(&key) {
-            let help = format!("the first is at {}; merge them into one", out[first].origin);
-            d.error(at, format!("a second override for {selector}"), Some(help));
-            continue;
-        }
-        first_at.insert(key, out.len());
         if limits.is_empty() {
             d.error(
                 at,

@@ -14,6 +14,17 @@ const WIDE_TABLE: usize = 256;
 /// Deeper arrays go through toml, which has its own limit.
 const MAX_ARRAY_DEPTH: u32 = 8;
 
+/// The bytes of a bare key: `A-Z a-z 0-9 _ -`.
+const BARE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = matches!(b as u8, b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-');
+        b += 1;
+    }
+    t
+};
+
 /// The document's root table, entries in file order, or `None` to go through toml.
 pub(crate) fn document(text: &str, file: u32) -> Option<Table<'_>> {
     // Control characters other than tab and newline (CR included) are errors or need care.
@@ -29,11 +40,14 @@ pub(crate) fn document(text: &str, file: u32) -> Option<Table<'_>> {
         bytes: text.as_bytes(),
         pos: 0,
         file,
+        keys: Vec::new(),
         tree: Tree::default(),
     };
     r.run()?;
     let mut root = r.tree.root;
-    sort_by_position(&mut root);
+    if r.tree.moved {
+        sort_by_position(&mut root);
+    }
     Some(root)
 }
 
@@ -42,6 +56,8 @@ struct Reader<'t> {
     bytes: &'t [u8],
     pos: usize,
     file: u32,
+    /// A header's keys, kept from one header to the next.
+    keys: Vec<(Cow<'t, str>, Loc)>,
     tree: Tree<'t>,
 }
 
@@ -100,7 +116,8 @@ impl<'t> Reader<'t> {
         let at = self.pos;
         let is_array = self.bytes.get(at + 1) == Some(&b'[');
         self.pos += if is_array { 2 } else { 1 };
-        let mut keys = Vec::new();
+        let mut keys = std::mem::take(&mut self.keys);
+        keys.clear();
         loop {
             self.skip_blanks();
             let key_at = self.loc(self.pos);
@@ -118,7 +135,9 @@ impl<'t> Reader<'t> {
         }
         self.pos += close.len();
         self.end_of_line()?;
-        self.tree.open(&keys, self.loc(at), is_array)
+        self.tree.open(&keys, self.loc(at), is_array)?;
+        self.keys = keys;
+        Some(())
     }
 
     fn key_value(&mut self) -> Option<()> {
@@ -140,12 +159,8 @@ impl<'t> Reader<'t> {
             b'"' | b'\'' => self.quoted(),
             _ => {
                 let start = self.pos;
-                while matches!(
-                    self.peek(),
-                    Some(b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-')
-                ) {
-                    self.pos += 1;
-                }
+                let rest = &self.bytes[start..];
+                self.pos += rest.iter().position(|&b| !BARE[b as usize]).unwrap_or(rest.len());
                 (self.pos > start).then(|| Cow::Borrowed(&self.text[start..self.pos]))
             }
         }
@@ -253,13 +268,18 @@ struct Tree<'a> {
     /// Tables created by a header's path and not (yet) defined by a header of their own.
     implicit: Vec<Vec<usize>>,
     arrays_of_tables: Vec<Vec<usize>>,
+    /// Entries go in as the text goes, in file order, but for a table defined after a header
+    /// implied it: its key moves to the later header, and its parent needs sorting.
+    moved: bool,
 }
 
 impl<'a> Tree<'a> {
     /// `[a.b.c]` or `[[a.b.c]]`: the path's tables exist (implicitly if new), then the last key.
     fn open(&mut self, keys: &[(Cow<'a, str>, Loc)], at: Loc, is_array: bool) -> Option<()> {
         let ((last, last_at), parents) = keys.split_last()?;
-        let mut path: Vec<usize> = Vec::with_capacity(keys.len() + 1);
+        // The current path's buffer, reused: a header per override.
+        let mut path = std::mem::take(&mut self.current);
+        path.clear();
         for (key, key_at) in parents {
             match find(self.table(&path)?, key) {
                 Some(i) => {
@@ -286,6 +306,7 @@ impl<'a> Tree<'a> {
                 // Only a table so far implied by another header's path may be defined now.
                 let implied = self.implicit.iter().position(|p| *p == path)?;
                 self.implicit.swap_remove(implied);
+                self.moved = true;
                 let node = self.node_mut(&path)?;
                 node.key = *last_at;
                 node.at = at;
@@ -376,7 +397,8 @@ fn table_node<'a>(key: Loc, at: Loc) -> Node<'a> {
     Node {
         key,
         at,
-        kind: Kind::Table(Vec::new()),
+        // What a first push would allocate, without going through the growth path: 10,000 times.
+        kind: Kind::Table(Vec::with_capacity(4)),
     }
 }
 
@@ -436,6 +458,7 @@ mod tests {
             "[users]\nmemory_max = \"1G\"\n[[override]]\nuser = \"a\"\n[[override]]\nuser = \"b\"\n",
             "[trees.x]\nservice = \"a@.service\"\n[trees.y]\nslice = \"b.slice\"\n",
             "[a.b]\nc = 1\n[a]\nd = 2\n",
+            "[x.a.b]\nk = 1\n[x.c]\n[x.a]\nj = 2\n",
             "[ a . \"b c\" ]  # header\n'k' = [1, [2, 3], \"x\",]\n",
             "x = [\n  1, # one\n  2,\n]\nw = true\nv = false",
             "[[a]]\n[[a]]\nk = 1\n[b]\n",

@@ -18,6 +18,9 @@ pub enum Size {
 impl Size {
     /// Parses `12G`, `1.5G`, `4096`, `75%`, `12.5%`, `infinity` (base 1024, as systemd does).
     pub fn parse(text: &str) -> Result<Size, String> {
+        if let Some(bytes) = plain_bytes(text) {
+            return Ok(Size::Bytes(bytes));
+        }
         let t = text.trim();
         if t == "infinity" {
             return Ok(Size::Infinity);
@@ -81,6 +84,28 @@ pub fn human_bytes(b: u64) -> String {
         }
     }
     format!("{}B", b)
+}
+
+/// Digits with an optional unit letter (`4096`, `1536M`), as nearly every size is written: read in
+/// one pass. `None` for anything else, overflow included, which [`parse_bytes`] reads and words.
+fn plain_bytes(t: &str) -> Option<u64> {
+    let (&last, rest) = t.as_bytes().split_last()?;
+    let (digits, shift) = match last.to_ascii_uppercase() {
+        b'0'..=b'9' => (t.as_bytes(), 0),
+        unit => (rest, UNITS.iter().find(|(s, _)| *s as u8 == unit)?.1),
+    };
+    // 19 digits always fit in a u64.
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + u64::from(d - b'0');
+    }
+    n.checked_mul(1 << shift)
 }
 
 fn parse_bytes(t: &str) -> Result<u64, String> {
@@ -297,6 +322,15 @@ mod tests {
         assert!(Size::parse("99999999999E").is_err());
         assert!(Size::parse("").is_err());
         assert!(Size::parse("1.5").is_err());
+        assert_eq!(Size::parse("2k"), Ok(Size::Bytes(2048)));
+        assert_eq!(Size::parse(" 2K"), Ok(Size::Bytes(2048)));
+        assert_eq!(
+            Size::parse("16E"),
+            Err("`16E` is larger than any memory (max 16E)".into())
+        );
+        assert_eq!(Size::parse("18446744073709551615"), Ok(Size::Bytes(u64::MAX)));
+        assert!(Size::parse("18446744073709551616").is_err());
+        assert!(Size::parse("+1M").is_err());
     }
 
     #[test]
