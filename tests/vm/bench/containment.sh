@@ -6,7 +6,9 @@
 # figures and one table. It reports, it does not judge timings: non-zero only if something
 # broke (no VM, the install failed, a phase without figures).
 #   tests/vm/bench/containment.sh [SUITE]     (bookworm by default)
-# BENCH_WINDOW (default 150) bounds each runaway in seconds; CONTAIN_DEB as for run.sh.
+# BENCH_WINDOW (default 150) bounds each runaway in seconds; BENCH_RUNAWAY=touch (default)
+# keeps re-reading all it holds (a working set), =hold grows once and sleeps; CONTAIN_DEB
+# as for run.sh.
 set -euo pipefail
 
 VM_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -16,6 +18,11 @@ export VM_HERE VM_POLICY
 
 suite=${1:-bookworm}
 window=${BENCH_WINDOW:-150}
+case ${BENCH_RUNAWAY:-touch} in
+touch) grow_mode=--touch ;;
+hold) grow_mode= ;;
+*) echo "containment.sh: BENCH_RUNAWAY is touch or hold" >&2 && exit 2 ;;
+esac
 deb=$(find_deb)
 if [ -z "$deb" ]; then
     echo "containment.sh: no target/debian/contain_*.deb (run make deb first)" >&2
@@ -84,9 +91,9 @@ phase() {
     rec "$p" idle "$(ssh_root 'cat /tmp/bob-idle.txt' || true)"
     ssh_within 120 bob "nohup /usr/local/bin/vm-probe.py $((window + 900)) /tmp/bob-probe.txt /tmp/bob-probe.stop >/dev/null 2>&1 &"
 
-    say "$p: alice's runaway to ${target} MiB (+50 MiB every 50 ms), for at most ${window} s"
+    say "$p: alice's runaway to ${target} MiB (+50 MiB every 50 ms${grow_mode:+, then re-read in a loop}), for at most ${window} s"
     t0=$(guest_now)
-    pid=$(ssh_within 120 alice "nohup /usr/local/bin/vm-grow.py 50 50 $target >/dev/null 2>&1 & echo \$!")
+    pid=$(ssh_within 120 alice "nohup /usr/local/bin/vm-grow.py 50 50 $target $grow_mode >/dev/null 2>&1 & echo \$!")
     ssh_root "nohup /usr/local/bin/vm-runaway-watch.py $pid $slice $window $target /tmp/bench-watch.txt >/dev/null 2>&1 &"
     logins=$out/$p.logins
     stop=$out/$p.logins-stop
