@@ -431,13 +431,13 @@ fn test_b(
         passed,
         summary,
         figures: vec![
-            ("pressure_limit".into(), limit.clone()),
+            ("pressure_limit".into(), limit),
             ("oomd_duration".into(), duration.to_string()),
             ("reclaim_from".into(), "page cache".into()),
             ("seconds_to_kill".into(), format!("{:.1}", elapsed.as_secs_f64())),
             (
                 "seconds_above_limit_to_kill".into(),
-                reaction.clone().unwrap_or_else(|| "?".into()),
+                reaction.unwrap_or_else(|| "?".into()),
             ),
             ("worst_full_avg10".into(), format!("{worst:.1}")),
             ("unit_result".into(), result),
@@ -511,16 +511,13 @@ fn file_balloon(path: &str, size: usize, page: usize) -> Result<(), String> {
         .map_err(|e| format!("{path}: {e}"))?;
     // Real data, not a sparse file: an evicted page must come back from the disk, so the
     // loop below stalls on refaults (memory pressure) instead of re-zeroing holes.
-    let mut writer = std::io::BufWriter::with_capacity(1 << 20, &f);
     let block = vec![0xa5u8; 1 << 20];
     let mut written = 0;
     while written < size {
         let n = block.len().min(size - written);
-        std::io::Write::write_all(&mut writer, &block[..n]).map_err(|e| format!("{path}: {e}"))?;
+        std::io::Write::write_all(&mut &f, &block[..n]).map_err(|e| format!("{path}: {e}"))?;
         written += n;
     }
-    std::io::Write::flush(&mut writer).map_err(|e| format!("{path}: {e}"))?;
-    drop(writer);
     // SAFETY: a fresh shared read-only mapping of a file we just wrote; only read below.
     let base = unsafe {
         libc::mmap(

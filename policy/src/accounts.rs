@@ -73,15 +73,11 @@ impl Account {
 
 /// The users in passwd text, borrowed from it: a site's 10,000 lines are read at every boot.
 pub fn local_users(passwd: &str) -> Vec<LocalUser<'_>> {
-    passwd
-        .lines()
-        .filter_map(passwd_entry)
-        .map(|(name, uid, _)| LocalUser { uid, name })
-        .collect()
+    local_users_where(passwd, |_, _| true)
 }
 
-/// The users in passwd text for which `keep(uid, name)` holds: the same as filtering
-/// [`local_users`], but a line is read past its UID only when kept. The generator keeps the
+/// The users in passwd text for which `keep(uid, name)` holds: a line is read past its UID
+/// only when kept. The generator keeps the
 /// exempt few of a site's 10,000 accounts.
 pub fn local_users_where(passwd: &str, keep: impl Fn(u32, &str) -> bool) -> Vec<LocalUser<'_>> {
     // Split with memchr, not `lines()`: a `\r` left before the `\n` is in the last field, unread.

@@ -72,8 +72,8 @@ pub fn module_path() -> PathBuf {
     so
 }
 
-/// The control of the `Session:` line in the package's pam-auth-update profile.
-pub fn shipped_control() -> String {
+/// The `Session:` line of the package's pam-auth-update profile: control and module name.
+pub fn shipped_session_line() -> String {
     let profile = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/pam-configs/contain");
     let text = fs::read_to_string(&profile).expect("the pam-auth-update profile");
     let line = text
@@ -81,11 +81,7 @@ pub fn shipped_control() -> String {
         .skip_while(|l| !l.starts_with("Session:"))
         .nth(1)
         .expect("a line after Session:");
-    let line = line.trim();
-    match line.strip_prefix('[') {
-        Some(rest) => format!("[{}]", &rest[..rest.find(']').expect("closing ]")]),
-        None => line.split_whitespace().next().expect("a control").to_string(),
-    }
+    line.trim().to_string()
 }
 
 pub fn lib_path(name: &str) -> Option<PathBuf> {
@@ -232,13 +228,14 @@ impl Sandbox {
         }
     }
 
-    /// The service file: the module with the control the package installs.
+    /// The service file: the package's line, with the module built for this test run.
     pub fn service_file(&self, extra_args: &str) -> PathBuf {
         let svc = self.dir.join("svc/contain");
+        let shipped = shipped_session_line();
+        assert!(shipped.ends_with("pam_contain.so"), "{shipped}");
         let line = format!(
-            "session {} {} {} {extra_args}\n",
-            shipped_control(),
-            module_path().display(),
+            "session {} {} {extra_args}\n",
+            shipped.replace("pam_contain.so", &module_path().display().to_string()),
             self.args
         );
         fs::write(&svc, line).expect("service file");
