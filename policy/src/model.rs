@@ -168,6 +168,9 @@ pub struct Watchdog {
     pub enabled: bool,
     /// How long a cgroup may sit throttled at MemoryHigh before its runaway is ended.
     pub grace: Span,
+    /// A program run after every kill with its facts in CONTAIN_* variables (absolute path).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_kill: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -732,11 +732,24 @@ fn build(d: &mut Diags, root: &[(Cow<'_, str>, Node<'_>)], sources: &[Source]) -
     };
 
     let wd_t = section(d, "watchdog");
-    let r = Reader::new(d, "[watchdog]", wd_t, &["enabled", "grace"]);
+    let r = Reader::new(d, "[watchdog]", wd_t, &["enabled", "grace", "on_kill"]);
     let grace = r.span(d, "grace");
+    let on_kill = match r.text(d, "on_kill") {
+        Some((path, at)) if !path.starts_with('/') || path.contains(char::is_control) => {
+            d.error(
+                at,
+                format!("on_kill in [watchdog] is `{}`, not an absolute path", path.escape_debug()),
+                Some("name the program to run after a kill by its full path, e.g. \"/usr/local/sbin/contain-on-kill\"".into()),
+            );
+            None
+        }
+        Some((path, _)) => Some(path.to_string()),
+        None => None,
+    };
     let watchdog = Watchdog {
         enabled: r.bool(d, "enabled").unwrap_or(true),
         grace: grace.map_or(Span(10_000), |v| v.0),
+        on_kill,
     };
     if let Some((g, at)) = grace {
         if g < Span(1000) {

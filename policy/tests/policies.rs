@@ -266,6 +266,8 @@ fn malformed_policies_give_exact_errors() {
          "policy.toml:2:9: grace in [watchdog] (30s) is not shorter than pressure_duration in [oomd] (20s)\n  help: the watchdog must act before oomd would kill the whole session; use a grace below oomd's duration"),
         ("grace too short", "[watchdog]\ngrace = \"100ms\"\n".into(),
          "policy.toml:2:9: grace in [watchdog] is 100ms, below 1s\n  help: a short spike must be allowed to pass; use 5s to 15s"),
+        ("on_kill relative", "[watchdog]\non_kill = \"notify.sh\"\n".into(),
+         "policy.toml:2:11: on_kill in [watchdog] is `notify.sh`, not an absolute path\n  help: name the program to run after a kill by its full path, e.g. \"/usr/local/sbin/contain-on-kill\""),
         ("bad span", "[oomd]\npressure_duration = \"soon\"\n".into(),
          "policy.toml:2:21: `pressure_duration` in [oomd]: `soon` is not a time span; write e.g. `20s`, `500ms` or `1min`"),
         ("percent without %", "[oomd]\nswap_used_limit = \"80\"\n".into(),
@@ -308,4 +310,12 @@ fn a_10_megabyte_policy_is_handled() {
         text.push_str("# padding padding padding padding padding padding padding padding\n");
     }
     assert!(one(&text).is_ok());
+}
+
+#[test]
+fn on_kill_is_an_absolute_path_or_nothing() {
+    let p = one("[watchdog]\non_kill = \"/usr/local/sbin/tell-admins\"\n").unwrap();
+    assert_eq!(p.watchdog.on_kill.as_deref(), Some("/usr/local/sbin/tell-admins"));
+    assert_eq!(builtin_default().watchdog.on_kill, None);
+    assert!(errors("[watchdog]\non_kill = 5\n")[0].starts_with("policy.toml:2:11: "));
 }
