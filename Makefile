@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all deps build test test-fast lint unit-tests verify-units fuzz-smoke bench clean
+.PHONY: all deps build test test-fast lint unit-tests verify-units fuzz-smoke prometheus-rules bench clean
 
 all: build
 
@@ -27,8 +27,13 @@ verify-units:
 fuzz-smoke:
 	tests/fuzz-smoke.sh
 
+# The shipped Prometheus alerting rules: valid, and each alert firing (or not) as its tests say.
+prometheus-rules:
+	promtool check rules packaging/prometheus/contain.rules.yml
+	promtool test rules packaging/prometheus/contain.rules.test.yml
+
 # Everything but the VM proof.
-test-fast: deps lint unit-tests verify-units fuzz-smoke
+test-fast: deps lint unit-tests verify-units fuzz-smoke prometheus-rules
 
 test: test-fast vm-test
 

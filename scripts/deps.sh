@@ -19,6 +19,8 @@ apt_need hyperfine
 apt_need libpam0g-dev libpam-wrapper libnss-wrapper pamtester dbus
 # containctl: its metrics are checked with Prometheus's own text-format parser (python3).
 apt_need python3 python3-prometheus-client
+# The shipped alerting rules are checked and unit-tested with promtool.
+apt_need prometheus
 
 if ((${#missing[@]})); then
     echo "deps: installing ${missing[*]}"
