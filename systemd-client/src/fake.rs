@@ -49,6 +49,10 @@ struct State {
     next_job: u32,
     /// `MemoryMax`-style `t` properties per unit, as last set, for property reads.
     values: BTreeMap<(String, String), u64>,
+    /// Before each job ends, another client on the bus sends JobRemoved for it with this result.
+    forge: Option<String>,
+    /// That other client: an ordinary connection with no name, as any local user could open.
+    forger: Option<zbus::Connection>,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -89,14 +93,24 @@ impl FakeSystemd {
             cgroup_file: None,
             next_job: 1,
             values: BTreeMap::new(),
+            forge: None,
+            forger: None,
         }));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let served = FakeManager { state: state.clone() };
+        let forger_state = state.clone();
         let bus = address.clone();
         std::thread::Builder::new()
             .name("fake-systemd".into())
             .spawn(move || {
                 zbus::block_on(async move {
+                    match zbus::connection::Builder::address(bus.as_str()).build().await {
+                        Ok(forger) => lock(&forger_state).forger = Some(forger),
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(format!("the second client: {e}")));
+                            return;
+                        }
+                    }
                     let built = zbus::connection::Builder::address(bus.as_str())
                         .name("org.freedesktop.systemd1")
                         .serve_at("/org/freedesktop/systemd1", served)
@@ -139,6 +153,14 @@ impl FakeSystemd {
         lock(&self.state).answer = answer;
     }
 
+    /// Another client on the bus forges JobRemoved for every job before it ends: one signal sent
+    /// to the caller's connection and one broadcast, both with `result` (`None`: no forgery).
+    /// The private bus runs the session policy, which lets any client send signals, as the
+    /// system bus's default policy does.
+    pub fn forge_job_removed(&self, result: Option<&str>) {
+        lock(&self.state).forge = result.map(str::to_string);
+    }
+
     /// Emulates systemd moving the caller: on StartTransientUnit, writes the new cgroup here.
     pub fn move_into(&self, cgroup_file: Option<PathBuf>) {
         lock(&self.state).cgroup_file = cgroup_file;
@@ -171,6 +193,7 @@ fn show(value: &Variant<'_>) -> String {
         Variant::U64(u64::MAX) => "infinity".into(),
         Variant::U64(v) => v.to_string(),
         Variant::U32(v) => v.to_string(),
+        Variant::U8(v) => v.to_string(),
         Variant::Bool(v) => v.to_string(),
         Variant::Str(s) => s.to_string(),
         Variant::Array(a) => {
@@ -225,6 +248,7 @@ impl FakeManager {
     async fn job(
         &self,
         emitter: &SignalEmitter<'_>,
+        caller: Option<String>,
         unit: &str,
         answer: Answer,
     ) -> zbus::fdo::Result<OwnedObjectPath> {
@@ -245,9 +269,64 @@ impl FakeManager {
         let other = OwnedObjectPath::try_from(format!("/org/freedesktop/systemd1/job/{}", id + 100_000))
             .map_err(|e| zbus::fdo::Error::Failed(e.to_string()))?;
         FakeManager::job_removed(emitter, id + 100_000, other, "other.service", "done").await?;
+        let (forged, forger) = {
+            let state = lock(&self.state);
+            (state.forge.clone(), state.forger.clone())
+        };
+        if let (Some(forged), Some(forger), Some(caller)) = (forged, forger, caller) {
+            forge(&forger, &caller, id, &path, unit, &forged)
+                .await
+                .map_err(|e| zbus::fdo::Error::Failed(format!("fake: forging: {e}")))?;
+        }
         FakeManager::job_removed(emitter, id, path.clone(), unit, &result).await?;
         Ok(path)
     }
+}
+
+/// Sends JobRemoved for `job` from `forger`, to `caller` and to everyone, and makes sure the bus
+/// has routed both before the real one is sent (the bus handles one client's messages in order).
+async fn forge(
+    forger: &zbus::Connection,
+    caller: &str,
+    id: u32,
+    job: &OwnedObjectPath,
+    unit: &str,
+    result: &str,
+) -> zbus::Result<()> {
+    const MANAGER: &str = "org.freedesktop.systemd1.Manager";
+    let body = (id, job, unit, result);
+    forger
+        .emit_signal(
+            Some(caller),
+            "/org/freedesktop/systemd1",
+            MANAGER,
+            "JobRemoved",
+            &body,
+        )
+        .await?;
+    forger
+        .emit_signal(
+            None::<&str>,
+            "/org/freedesktop/systemd1",
+            MANAGER,
+            "JobRemoved",
+            &body,
+        )
+        .await?;
+    forger
+        .call_method(
+            Some("org.freedesktop.DBus"),
+            "/org/freedesktop/DBus",
+            Some("org.freedesktop.DBus"),
+            "GetId",
+            &(),
+        )
+        .await?;
+    Ok(())
+}
+
+fn caller_of(header: &zbus::message::Header<'_>) -> Option<String> {
+    header.sender().map(|s| s.to_string())
 }
 
 #[interface(name = "org.freedesktop.systemd1.Manager")]
@@ -286,6 +365,7 @@ impl FakeManager {
         properties: Vec<(String, OwnedVariant)>,
         _aux: Vec<(String, Vec<(String, OwnedVariant)>)>,
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+        #[zbus(header)] header: zbus::message::Header<'_>,
     ) -> zbus::fdo::Result<OwnedObjectPath> {
         let answer = self.record("StartTransientUnit", &name, format!("mode={mode}"), &properties);
         if answer == Answer::Done {
@@ -299,7 +379,7 @@ impl FakeManager {
                     .map_err(|e| zbus::fdo::Error::Failed(format!("fake: {}: {e}", file.display())))?;
             }
         }
-        self.job(&emitter, &name, answer).await
+        self.job(&emitter, caller_of(&header), &name, answer).await
     }
 
     async fn reload(&self) -> zbus::fdo::Result<()> {
@@ -315,9 +395,10 @@ impl FakeManager {
         name: String,
         mode: String,
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+        #[zbus(header)] header: zbus::message::Header<'_>,
     ) -> zbus::fdo::Result<OwnedObjectPath> {
         let answer = self.record("ReloadUnit", &name, format!("mode={mode}"), &[]);
-        self.job(&emitter, &name, answer).await
+        self.job(&emitter, caller_of(&header), &name, answer).await
     }
 
     #[zbus(signal)]

@@ -101,9 +101,12 @@ impl From<zbus::fdo::Error> for Error {
 const SYSTEMD: &str = "org.freedesktop.systemd1";
 const MANAGER_PATH: &str = "/org/freedesktop/systemd1";
 const MANAGER: &str = "org.freedesktop.systemd1.Manager";
-/// Only the job signals, and only from the manager object.
-const JOB_REMOVED_RULE: &str = "type='signal',sender='org.freedesktop.systemd1',\
-    path='/org/freedesktop/systemd1',interface='org.freedesktop.systemd1.Manager',member='JobRemoved'";
+
+/// Only the job signals, only from the manager object of the systemd instance `owner` (its
+/// unique bus name).
+fn job_removed_rule(owner: &str) -> String {
+    format!("type='signal',sender='{owner}',path='{MANAGER_PATH}',interface='{MANAGER}',member='JobRemoved'")
+}
 
 /// The bus address to use: `CONTAIN_SYSTEM_BUS_ADDRESS` when set (and not setuid), else the system bus.
 pub fn bus_address() -> String {
@@ -278,6 +281,44 @@ where
         .await?)
 }
 
+/// The unique bus name of the systemd instance that owns `org.freedesktop.systemd1` now.
+async fn systemd_owner(connection: &zbus::Connection) -> Result<String, Error> {
+    let reply = connection
+        .call_method(
+            Some("org.freedesktop.DBus"),
+            "/org/freedesktop/DBus",
+            Some("org.freedesktop.DBus"),
+            "GetNameOwner",
+            &(SYSTEMD),
+        )
+        .await?;
+    let owner: String = reply.body().deserialize()?;
+    Ok(owner)
+}
+
+/// Calls a manager method on the instance `owner` itself, so that the answer and the jobs it
+/// names are that instance's.
+async fn call_owner<B>(
+    connection: &zbus::Connection,
+    owner: &str,
+    method: &str,
+    body: &B,
+) -> Result<zbus::Message, Error>
+where
+    B: serde::Serialize + zbus::DynamicType,
+{
+    let reply = connection
+        .call_method(Some(owner), MANAGER_PATH, Some(MANAGER), method, body)
+        .await?;
+    let from = reply.header().sender().map(|s| s.to_string());
+    if from.as_deref() != Some(owner) {
+        return Err(Error::Bus(format!(
+            "{method}: the answer came from {from:?}, not from systemd ({owner})"
+        )));
+    }
+    Ok(reply)
+}
+
 /// zbus's own method timeout surfaces as an I/O error; report it as the timeout it is.
 fn timed_out_io(e: Error, what: &str, timeout: Duration) -> Error {
     match &e {
@@ -326,16 +367,18 @@ pub fn start_transient_scope(
             Property::new("CollectMode", Value::Str("inactive-or-failed".into())),
         ];
         all.extend_from_slice(props);
-        let mut jobs = watch_jobs(&bus).await?;
+        let owner = systemd_owner(&bus).await?;
+        let mut jobs = watch_jobs(&bus, &owner).await?;
         let aux: Vec<(&str, VariantProps<'_>)> = Vec::new();
-        let reply = call_manager(
+        let reply = call_owner(
             &bus,
+            &owner,
             "StartTransientUnit",
             &(name, "fail", to_variants(&all), aux),
         )
         .await?;
         let job: OwnedObjectPath = reply.body().deserialize()?;
-        wait_job(&mut jobs, &job, name).await
+        wait_job(&mut jobs, &owner, &job, name).await
     })
 }
 
@@ -351,10 +394,11 @@ pub fn daemon_reload(timeout: Duration) -> Result<(), Error> {
 pub fn reload_unit(name: &str, timeout: Duration) -> Result<(), Error> {
     let what = format!("ReloadUnit({name})");
     with_bus(&what, timeout, |bus| async move {
-        let mut jobs = watch_jobs(&bus).await?;
-        let reply = call_manager(&bus, "ReloadUnit", &(name, "replace")).await?;
+        let owner = systemd_owner(&bus).await?;
+        let mut jobs = watch_jobs(&bus, &owner).await?;
+        let reply = call_owner(&bus, &owner, "ReloadUnit", &(name, "replace")).await?;
         let job: OwnedObjectPath = reply.body().deserialize()?;
-        wait_job(&mut jobs, &job, name).await
+        wait_job(&mut jobs, &owner, &job, name).await
     })
 }
 
@@ -377,23 +421,31 @@ pub fn unit_property_u64(unit: &str, iface: &str, prop: &str, timeout: Duration)
     })
 }
 
-/// Every message the connection receives, with systemd's JobRemoved signals among them. The
-/// stream carries no match rule of its own (dropping one would queue a RemoveMatch task); the
-/// rule is added with a plain call and goes away with the connection.
-async fn watch_jobs(bus: &zbus::Connection) -> Result<zbus::MessageStream, Error> {
+/// Every message the connection receives, with the JobRemoved signals of systemd (`owner`)
+/// among them. The stream carries no match rule of its own (dropping one would queue a
+/// RemoveMatch task); the rule is added with a plain call and goes away with the connection.
+async fn watch_jobs(bus: &zbus::Connection, owner: &str) -> Result<zbus::MessageStream, Error> {
     let stream = zbus::MessageStream::from(bus);
     bus.call_method(
         Some("org.freedesktop.DBus"),
         "/org/freedesktop/DBus",
         Some("org.freedesktop.DBus"),
         "AddMatch",
-        &(JOB_REMOVED_RULE),
+        &(job_removed_rule(owner)),
     )
     .await?;
     Ok(stream)
 }
 
-async fn wait_job(jobs: &mut zbus::MessageStream, job: &OwnedObjectPath, unit: &str) -> Result<(), Error> {
+/// Waits for JobRemoved of `job` from `owner`. Any client on the bus may send a signal, and a
+/// signal addressed to this connection bypasses match rules: only the sender the bus daemon
+/// stamped in the header tells systemd's from a forged one.
+async fn wait_job(
+    jobs: &mut zbus::MessageStream,
+    owner: &str,
+    job: &OwnedObjectPath,
+    unit: &str,
+) -> Result<(), Error> {
     loop {
         let next = poll_fn(|cx| Pin::new(&mut *jobs).poll_next(cx)).await;
         let message = match next {
@@ -406,6 +458,8 @@ async fn wait_job(jobs: &mut zbus::MessageStream, job: &OwnedObjectPath, unit: &
         };
         let header = message.header();
         let is_job_removed = header.message_type() == zbus::message::Type::Signal
+            && header.sender().is_some_and(|s| s.as_str() == owner)
+            && header.path().is_some_and(|p| p.as_str() == MANAGER_PATH)
             && header.interface().is_some_and(|i| i.as_str() == MANAGER)
             && header.member().is_some_and(|m| m.as_str() == "JobRemoved");
         if !is_job_removed {

@@ -2,7 +2,7 @@
 //! client through `CONTAIN_SYSTEM_BUS_ADDRESS`, so these tests run one at a time in one test.
 
 use contain_policy::Limits;
-use contain_policy::value::{Size, Tasks};
+use contain_policy::value::{CpuQuota, CpuSet, Size, Tasks};
 use contain_systemd::fake::{Answer, FakeSystemd};
 use contain_systemd::*;
 use std::time::{Duration, Instant};
@@ -41,6 +41,8 @@ fn calls_reach_systemd_as_systemctl_would_send_them() {
         tasks_max: Some(Tasks::Infinity),
         cpu_weight: Some(100),
         io_weight: None,
+        cpu_quota: Some(CpuQuota::Permyriad(15_000)),
+        allowed_cpus: Some(CpuSet::parse("0-1,9").unwrap()),
     };
     let base = threads();
     set_unit_properties("user-1001.slice", true, &properties_for(&limits), T).expect("set properties");
@@ -57,7 +59,10 @@ fn calls_reach_systemd_as_systemctl_would_send_them() {
             "MemoryMax=17179869184",
             "MemorySwapMax=0",
             "TasksMax=infinity",
-            "CPUWeight=100"
+            "CPUWeight=100",
+            "CPUQuotaPerSecUSec=1500000",
+            // `ay`: CPUs 0 and 1 in the first byte, 9 in the second.
+            "AllowedCPUs=3 2"
         ]
     );
 
@@ -129,6 +134,17 @@ fn calls_reach_systemd_as_systemctl_would_send_them() {
         2,
         "the failed job and the refusal were both asked for"
     );
+
+    // Another client forges JobRemoved with `failed` for each job, to this connection and to
+    // all: only systemd's own signal counts.
+    fake.answer(Answer::Done);
+    fake.forge_job_removed(Some("failed"));
+    start_transient_scope("contain-1001-80.scope", "user-1001.slice", &[80], &[], T)
+        .expect("a forged JobRemoved is ignored");
+    assert_eq!(threads(), base, "forged");
+    reload_unit("systemd-oomd.service", T).expect("a forged JobRemoved is ignored");
+    fake.forge_job_removed(None);
+    fake.take_calls();
 
     // daemon-reload and reload of a unit.
     fake.answer(Answer::Done);
