@@ -8,6 +8,7 @@ mod parse;
 mod quick;
 mod render;
 mod resolve;
+pub mod text;
 pub mod unit;
 pub mod value;
 
