@@ -1,6 +1,6 @@
 //! The validated policy: plain data, every value already checked.
 
-use crate::value::{Permyriad, Size, Span, Tasks};
+use crate::value::{CpuQuota, CpuSet, Permyriad, Size, Span, Tasks};
 use serde::Serialize;
 use std::fmt;
 
@@ -27,6 +27,8 @@ pub struct Limits {
     pub tasks_max: Option<Tasks>,
     pub cpu_weight: Option<u16>,
     pub io_weight: Option<u16>,
+    pub cpu_quota: Option<CpuQuota>,
+    pub allowed_cpus: Option<CpuSet>,
 }
 
 impl Limits {
@@ -54,6 +56,15 @@ impl Limits {
         }
         if let Some(v) = self.io_weight {
             out.push(("IOWeight", v.to_string()));
+        }
+        // An empty assignment resets to systemd's default: no quota, every CPU.
+        match self.cpu_quota {
+            Some(CpuQuota::Infinity) => out.push(("CPUQuota", String::new())),
+            Some(q) => out.push(("CPUQuota", q.to_string())),
+            None => {}
+        }
+        if let Some(set) = &self.allowed_cpus {
+            out.push(("AllowedCPUs", set.unit_value()));
         }
         out
     }
@@ -121,6 +132,8 @@ pub struct Override {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Users {
     pub limits: Limits,
+    /// `caps = false`: the admin chose to leave users uncapped (overrides still apply).
+    pub caps: bool,
     /// Accounts below this UID (system accounts) are never capped.
     pub exempt_uid_below: u32,
     pub exempt: Vec<UserRef>,

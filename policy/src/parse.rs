@@ -2,7 +2,7 @@
 
 use crate::model::*;
 use crate::unit;
-use crate::value::{Permyriad, Size, Span, Tasks};
+use crate::value::{CpuQuota, CpuSet, Permyriad, Size, Span, Tasks};
 use serde::Serialize;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -278,14 +278,37 @@ fn merge<'a>(into: &mut Entries<'a>, from: Entries<'a>) {
 /// How an integer written without quotes becomes a value.
 type IntParser<T> = dyn Fn(&str) -> Result<T, String>;
 
-const LIMIT_KEYS: [&str; 6] = [
+const LIMIT_KEYS: [&str; 8] = [
     "memory_high",
     "memory_max",
     "memory_swap_max",
     "tasks_max",
     "cpu_weight",
     "io_weight",
+    "cpu_quota",
+    "allowed_cpus",
 ];
+
+/// The limit keys that cap a user (weights only share, they never cap).
+const CAP_KEYS: [&str; 6] = [
+    "memory_high",
+    "memory_max",
+    "memory_swap_max",
+    "tasks_max",
+    "cpu_quota",
+    "allowed_cpus",
+];
+
+/// True when `limits` holds back a user somewhere: a finite memory, task or CPU cap.
+fn caps_something(limits: &Limits) -> bool {
+    let memory = |s: Option<Size>| s.is_some_and(|s| s != Size::Infinity);
+    memory(limits.memory_high)
+        || memory(limits.memory_max)
+        || memory(limits.memory_swap_max)
+        || limits.tasks_max.is_some_and(|t| t != Tasks::Infinity)
+        || limits.cpu_quota.is_some_and(|q| q != CpuQuota::Infinity)
+        || limits.allowed_cpus.as_ref().is_some_and(|c| !c.is_all())
+}
 
 /// A table being read: checks for unknown keys up front, then hands out typed values.
 struct Reader<'n> {
@@ -453,6 +476,28 @@ impl<'n> Reader<'n> {
         .map(|v| v.0)
     }
 
+    fn cpu_quota(&self, d: &mut Diags, key: &str) -> Option<CpuQuota> {
+        self.typed(
+            d,
+            key,
+            "a share of one CPU such as \"400%\" or \"infinity\"",
+            CpuQuota::parse,
+            None,
+        )
+        .map(|v| v.0)
+    }
+
+    fn cpu_set(&self, d: &mut Diags, key: &str) -> Option<CpuSet> {
+        self.typed(
+            d,
+            key,
+            "CPU numbers such as \"0-3\" or \"all\"",
+            CpuSet::parse,
+            None,
+        )
+        .map(|v| v.0)
+    }
+
     fn weight(&self, d: &mut Diags, key: &str) -> Option<u16> {
         self.int(d, key, 1, 10_000).map(|v| v as u16)
     }
@@ -547,6 +592,8 @@ impl<'n> Reader<'n> {
             tasks_max: self.tasks(d, "tasks_max"),
             cpu_weight: self.weight(d, "cpu_weight"),
             io_weight: self.weight(d, "io_weight"),
+            cpu_quota: self.cpu_quota(d, "cpu_quota"),
+            allowed_cpus: self.cpu_set(d, "allowed_cpus"),
         }
     }
 
@@ -679,16 +726,25 @@ fn build(d: &mut Diags, root: &[(Cow<'_, str>, Node<'_>)], sources: &[Source]) -
         d,
         "[users]",
         users_t,
-        &with_keys(&["exempt_uid_below", "exempt_users", "police", "pressure_limit"]),
+        &with_keys(&[
+            "caps",
+            "exempt_uid_below",
+            "exempt_users",
+            "police",
+            "pressure_limit",
+        ]),
     );
     let users = Users {
         limits: r.limits(d),
+        caps: r.bool(d, "caps").unwrap_or(true),
         exempt_uid_below: r
             .int(d, "exempt_uid_below", 0, u32::MAX as u64)
             .map_or(1000, |v| v as u32),
         exempt: r.users(d, "exempt_users").unwrap_or_default(),
         policing: r.policing(d),
     };
+
+    let users_reader = r;
 
     let us_t = section(d, "user_slice");
     let user_slice = Reader::new(d, "[user_slice]", us_t, &LIMIT_KEYS).limits(d);
@@ -802,6 +858,12 @@ fn build(d: &mut Diags, root: &[(Cow<'_, str>, Node<'_>)], sources: &[Source]) -
         heavy_users: r.int(d, "heavy_users", 1, 100_000).map_or(1, |v| v as u32),
     };
 
+    check_dropins(d, &top, &users, &user_slice, &trees, &docker, &system);
+    // Last, and only for an otherwise valid policy: a typo in [users] gets its own error first.
+    if d.out.is_empty() {
+        check_users_capped(d, &top, &users_reader, &users);
+    }
+
     Policy {
         users,
         user_slice,
@@ -814,6 +876,125 @@ fn build(d: &mut Diags, root: &[(Cow<'_, str>, Node<'_>)], sources: &[Source]) -
         login,
         capacity,
         sources: sources.iter().map(|s| s.path.to_string()).collect(),
+    }
+}
+
+/// A policy that caps no user is refused like an invalid one, so that a file truncated to its
+/// comments or emptied by mistake never switches containment off: the built-in default applies.
+fn check_users_capped(d: &mut Diags, top: &Reader, r: &Reader, users: &Users) {
+    let capped = caps_something(&users.limits);
+    if users.caps == capped {
+        return;
+    }
+    if !users.caps {
+        let at = r.node("caps").map(|n| n.key).unwrap_or_default();
+        d.error(
+            &at,
+            "`caps = false` in [users], yet [users] sets a cap",
+            Some(format!(
+                "remove `caps = false` to cap users, or remove {} from [users] to leave them uncapped",
+                CAP_KEYS.join(", ")
+            )),
+        );
+        return;
+    }
+    let help = format!(
+        "the built-in default policy applies instead, so caps stay on. Set a cap in [users] \
+         (e.g. memory_max = \"50%\"; any of {}), or write `caps = false` in [users] if users \
+         are really meant to run uncapped",
+        CAP_KEYS.join(", ")
+    );
+    match top.node("users") {
+        Some(node) => d.error(
+            &node.key,
+            "[users] caps no user: it sets no memory, task or CPU cap (or only `infinity`)",
+            Some(help),
+        ),
+        None if top.entries.is_empty() => d.error(
+            &Loc::default(),
+            "the policy is empty, so it caps no user",
+            Some(help),
+        ),
+        None => d.error(
+            &Loc::default(),
+            "the policy has no [users] section, so it caps no user",
+            Some(help),
+        ),
+    }
+}
+
+/// Slices that hold sshd, every user or everything: a memory cap on them as a whole would
+/// throttle the operator's way in, and the watchdog would act on them.
+const SHARED_SLICES: [&str; 3] = ["-.slice", "system.slice", "user.slice"];
+
+/// Two sections rendering the same drop-in would silently overwrite one another: refused.
+fn check_dropins(
+    d: &mut Diags,
+    top: &Reader,
+    users: &Users,
+    user_slice: &Limits,
+    trees: &[Tree],
+    docker: &Docker,
+    system: &System,
+) {
+    let tree_nodes = top.table(d, "trees").unwrap_or(&[]);
+    let tree_at = |name: &str| {
+        tree_nodes
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, n)| n.key)
+            .unwrap_or_default()
+    };
+    // (unit, who writes it, where that is written)
+    let mut owners: Vec<(&str, String, Option<Loc>)> = Vec::new();
+    let mut section = |name: &str, unit: &'static str, writes: bool| {
+        if writes {
+            let at = top.node(name).map(|n| n.key);
+            owners.push((unit, format!("[{name}]"), at));
+        }
+    };
+    section("users", "user-.slice", !users.limits.is_empty());
+    section(
+        "user_slice",
+        "user.slice",
+        !user_slice.is_empty() || users.policing.enabled,
+    );
+    section(
+        "system",
+        "system.slice",
+        system.cpu_weight.is_some() || system.io_weight.is_some(),
+    );
+    section("docker", "docker.slice", docker.enabled);
+    for tree in trees {
+        let at = tree_at(&tree.name);
+        let name = format!("[trees.{}]", tree.name);
+        let memory = tree.limits.memory_high.is_some()
+            || tree.limits.memory_max.is_some()
+            || tree.limits.memory_swap_max.is_some();
+        if tree.service.is_none() && memory && SHARED_SLICES.contains(&tree.slice.as_str()) {
+            d.error(
+                &at,
+                format!("{name} puts memory caps on {} as a whole", tree.slice),
+                Some(format!(
+                    "{} holds sshd or every user: capping it throttles the operator's way in and the watchdog would act on it. Name a dedicated `slice`, or a template `service` to cap each instance",
+                    tree.slice
+                )),
+            );
+        }
+        for unit in crate::render::tree_units(tree) {
+            match owners.iter().find(|(u, ..)| *u == unit) {
+                Some((_, other, other_at)) => {
+                    let other_at = other_at.map(|l| d.origin(&l).to_string());
+                    let place = other_at.map(|o| format!(" at {o}")).unwrap_or_default();
+                    d.error(
+                        &at,
+                        format!("{name} and {other}{place} would both write {unit}.d/{}", crate::render::DROPIN),
+                        Some("one would silently replace the other: merge them, or give the tree its own `slice`".into()),
+                    );
+                }
+                None => owners.push((unit, name.clone(), Some(at))),
+            }
+        }
     }
 }
 

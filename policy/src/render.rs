@@ -3,7 +3,7 @@
 use crate::accounts::LocalUser;
 use crate::model::*;
 use crate::unit;
-use crate::value::{Size, Tasks};
+use crate::value::{CpuQuota, CpuSet, Size, Tasks};
 
 /// Drop-in name for contain's settings. Sorts after Debian's `10-defaults.conf` and before
 /// `50-*.conf` runtime overrides from `systemctl set-property`, so repairs at runtime win.
@@ -54,6 +54,7 @@ pub fn render(policy: &Policy, users: &[LocalUser]) -> Rendered {
         }
     }
 
+    // tree_units() lists what this loop writes: keep them in step.
     for tree in &policy.trees {
         let mut slice_lines = policing(&tree.policing);
         match &tree.service {
@@ -136,9 +137,25 @@ fn uncapped(defaults: &Limits) -> Vec<String> {
         memory_max: defaults.memory_max.map(|_| Size::Infinity),
         memory_swap_max: defaults.memory_swap_max.map(|_| Size::Infinity),
         tasks_max: defaults.tasks_max.map(|_| Tasks::Infinity),
+        cpu_quota: defaults.cpu_quota.map(|_| CpuQuota::Infinity),
+        allowed_cpus: defaults.allowed_cpus.as_ref().map(|_| CpuSet::default()),
         ..Limits::default()
     };
     assignments(&lifted)
+}
+
+/// The units a tree writes a `DROPIN` for, as `render` does.
+pub(crate) fn tree_units(tree: &Tree) -> Vec<&str> {
+    let mut out = Vec::new();
+    if let Some(service) = &tree.service
+        && !tree.limits.is_empty()
+    {
+        out.push(service.as_str());
+    }
+    if tree.policing.enabled || tree.service.is_none() && !tree.limits.is_empty() {
+        out.push(tree.slice.as_str());
+    }
+    out
 }
 
 fn policing(p: &Policing) -> Vec<String> {

@@ -1,7 +1,7 @@
 //! What the policy means for one user: effective limits with the rule behind each, and login rules.
 
 use crate::model::*;
-use crate::value::{Size, Tasks};
+use crate::value::{CpuQuota, CpuSet, Size, Tasks};
 use serde::Serialize;
 
 /// Which rule set a value.
@@ -29,6 +29,8 @@ pub struct Effective {
     pub tasks_max: Option<Sourced<Tasks>>,
     pub cpu_weight: Option<Sourced<u16>>,
     pub io_weight: Option<Sourced<u16>>,
+    pub cpu_quota: Option<Sourced<CpuQuota>>,
+    pub allowed_cpus: Option<Sourced<CpuSet>>,
 }
 
 impl Effective {
@@ -40,6 +42,8 @@ impl Effective {
             tasks_max: self.tasks_max.as_ref().map(|s| s.value),
             cpu_weight: self.cpu_weight.as_ref().map(|s| s.value),
             io_weight: self.io_weight.as_ref().map(|s| s.value),
+            cpu_quota: self.cpu_quota.as_ref().map(|s| s.value),
+            allowed_cpus: self.allowed_cpus.as_ref().map(|s| s.value.clone()),
         }
     }
 
@@ -52,6 +56,8 @@ impl Effective {
             self.tasks_max.as_ref().map(|s| &s.rule),
             self.cpu_weight.as_ref().map(|s| &s.rule),
             self.io_weight.as_ref().map(|s| &s.rule),
+            self.cpu_quota.as_ref().map(|s| &s.rule),
+            self.allowed_cpus.as_ref().map(|s| &s.rule),
         ];
         rules
             .into_iter()
@@ -60,7 +66,7 @@ impl Effective {
     }
 
     fn apply(&mut self, limits: &Limits, rule: &Rule) {
-        fn set<T: Copy>(slot: &mut Option<Sourced<T>>, value: Option<T>, rule: &Rule) {
+        fn set<T>(slot: &mut Option<Sourced<T>>, value: Option<T>, rule: &Rule) {
             if let Some(value) = value {
                 *slot = Some(Sourced {
                     value,
@@ -74,6 +80,8 @@ impl Effective {
         set(&mut self.tasks_max, limits.tasks_max, rule);
         set(&mut self.cpu_weight, limits.cpu_weight, rule);
         set(&mut self.io_weight, limits.io_weight, rule);
+        set(&mut self.cpu_quota, limits.cpu_quota, rule);
+        set(&mut self.allowed_cpus, limits.allowed_cpus.clone(), rule);
     }
 }
 

@@ -303,6 +303,199 @@ impl From<Span> for String {
     }
 }
 
+/// `CPUQuota=`: CPU time per second, in hundredths of a percent of one CPU (`400%` = four CPUs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(into = "String")]
+pub enum CpuQuota {
+    Permyriad(u64),
+    /// No quota: lifts one set by `[users]` or a group override.
+    Infinity,
+}
+
+impl CpuQuota {
+    /// The largest quota accepted: 10,000 CPUs.
+    const MAX: u64 = 100_000_000;
+
+    /// Parses `400%`, `12.5%` or `infinity`.
+    pub fn parse(text: &str) -> Result<CpuQuota, String> {
+        let t = text.trim();
+        if t == "infinity" {
+            return Ok(CpuQuota::Infinity);
+        }
+        let err = || {
+            format!(
+                "`{t}` is not a CPU quota; write a share of one CPU such as `400%` (four CPUs), `50%` or `infinity`"
+            )
+        };
+        let p = t.strip_suffix('%').ok_or_else(err)?;
+        let (whole, frac) = p.split_once('.').unwrap_or((p, ""));
+        let ok = !whole.is_empty()
+            && whole.len() <= 7
+            && frac.len() <= 2
+            && whole.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit());
+        if !ok {
+            return Err(err());
+        }
+        let w: u64 = whole.parse().map_err(|_| err())?;
+        let f: u64 = format!("{frac:0<2}").parse().map_err(|_| err())?;
+        match w * 100 + f {
+            v if v < 100 => Err(format!(
+                "`{t}` is below 1%, the smallest quota the kernel enforces"
+            )),
+            v if v > Self::MAX => Err(format!("`{t}` is over 1000000% (10,000 CPUs)")),
+            v => Ok(CpuQuota::Permyriad(v)),
+        }
+    }
+
+    /// Microseconds of CPU time per second, as `CPUQuotaPerSecUSec` takes it (`u64::MAX`: none).
+    pub fn usec_per_sec(self) -> u64 {
+        match self {
+            CpuQuota::Permyriad(p) => p * 100,
+            CpuQuota::Infinity => u64::MAX,
+        }
+    }
+}
+
+impl fmt::Display for CpuQuota {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            CpuQuota::Permyriad(p) => {
+                let (w, r) = (p / 100, p % 100);
+                match r {
+                    0 => write!(f, "{w}%"),
+                    r if r % 10 == 0 => write!(f, "{w}.{}%", r / 10),
+                    r => write!(f, "{w}.{r:02}%"),
+                }
+            }
+            CpuQuota::Infinity => f.write_str("infinity"),
+        }
+    }
+}
+
+impl From<CpuQuota> for String {
+    fn from(q: CpuQuota) -> String {
+        q.to_string()
+    }
+}
+
+/// `AllowedCPUs=`: CPU numbers as sorted, merged, inclusive ranges; empty means every CPU.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
+pub struct CpuSet(Vec<(u32, u32)>);
+
+impl CpuSet {
+    /// The highest CPU number accepted (systemd's CPU_SET_MAX is 8192 CPUs).
+    const LAST: u32 = 8191;
+
+    /// Parses `0-3`, `0,2,4-7` (commas or spaces) or `all`.
+    pub fn parse(text: &str) -> Result<CpuSet, String> {
+        let t = text.trim();
+        if t == "all" {
+            return Ok(CpuSet::default());
+        }
+        let err = |part: &str| {
+            format!("`{part}` in `{t}` is not a CPU number or range; write e.g. `0-3`, `0,2,4-7` or `all`")
+        };
+        let cpu = |n: &str, part: &str| -> Result<u32, String> {
+            if n.is_empty() || n.len() > 5 || !n.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(err(part));
+            }
+            match n.parse::<u32>() {
+                Ok(v) if v <= Self::LAST => Ok(v),
+                _ => Err(format!(
+                    "CPU {n} in `{t}` is above {}, the highest systemd accepts",
+                    Self::LAST
+                )),
+            }
+        };
+        let mut ranges = Vec::new();
+        for part in t.split([',', ' ']).filter(|p| !p.is_empty()) {
+            let (lo, hi) = match part.split_once('-') {
+                Some((a, b)) => (cpu(a, part)?, cpu(b, part)?),
+                None => {
+                    let v = cpu(part, part)?;
+                    (v, v)
+                }
+            };
+            if lo > hi {
+                return Err(format!(
+                    "`{part}` in `{t}` runs backwards; write the lower CPU first"
+                ));
+            }
+            ranges.push((lo, hi));
+        }
+        if ranges.is_empty() {
+            return Err(format!(
+                "`{t}` names no CPU; write e.g. `0-3`, or `all` for every CPU"
+            ));
+        }
+        ranges.sort_unstable();
+        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(ranges.len());
+        for (lo, hi) in ranges {
+            match merged.last_mut() {
+                Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
+                _ => merged.push((lo, hi)),
+            }
+        }
+        Ok(CpuSet(merged))
+    }
+
+    /// True for `all`: no restriction.
+    pub fn is_all(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn ranges(&self) -> &[(u32, u32)] {
+        &self.0
+    }
+
+    /// The CPUs as systemd's D-Bus `AllowedCPUs` byte array: bit `n % 8` of byte `n / 8` is CPU n.
+    pub fn mask(&self) -> Vec<u8> {
+        let Some(&(_, last)) = self.0.last() else {
+            return Vec::new();
+        };
+        let mut bytes = vec![0u8; last as usize / 8 + 1];
+        for &(lo, hi) in &self.0 {
+            for n in lo..=hi {
+                bytes[n as usize / 8] |= 1 << (n % 8);
+            }
+        }
+        bytes
+    }
+
+    /// As `AllowedCPUs=` takes it; empty (every CPU) for `all`.
+    pub fn unit_value(&self) -> String {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|&(lo, hi)| {
+                if lo == hi {
+                    lo.to_string()
+                } else {
+                    format!("{lo}-{hi}")
+                }
+            })
+            .collect();
+        parts.join(",")
+    }
+}
+
+impl fmt::Display for CpuSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_all() {
+            f.write_str("all")
+        } else {
+            f.write_str(&self.unit_value())
+        }
+    }
+}
+
+impl From<CpuSet> for String {
+    fn from(s: CpuSet) -> String {
+        s.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,5 +553,33 @@ mod tests {
         assert_eq!(Span(20_000).to_string(), "20s");
         assert_eq!(Tasks::parse("33%"), Ok(Tasks::Permyriad(3300)));
         assert!(Tasks::parse("0").is_err());
+    }
+
+    #[test]
+    fn cpu_quotas() {
+        assert_eq!(CpuQuota::parse("400%"), Ok(CpuQuota::Permyriad(40_000)));
+        assert_eq!(CpuQuota::parse("12.5%"), Ok(CpuQuota::Permyriad(1250)));
+        assert_eq!(CpuQuota::parse("infinity"), Ok(CpuQuota::Infinity));
+        assert_eq!(CpuQuota::Permyriad(40_000).usec_per_sec(), 4_000_000);
+        assert_eq!(CpuQuota::Permyriad(15_000).to_string(), "150%");
+        assert_eq!(CpuQuota::Permyriad(1250).to_string(), "12.5%");
+        for bad in ["0%", "0.5%", "400", "four", "-5%", "%", "1.234%", "99999999%"] {
+            assert!(CpuQuota::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cpu_sets() {
+        let s = CpuSet::parse("4-7, 0,1 2").unwrap();
+        assert_eq!(s.ranges(), [(0, 2), (4, 7)]);
+        assert_eq!(s.to_string(), "0-2,4-7");
+        assert_eq!(s.mask(), [0b1111_0111]);
+        assert_eq!(CpuSet::parse("9").unwrap().mask(), [0, 0b10]);
+        assert_eq!(CpuSet::parse("3").unwrap().unit_value(), "3");
+        assert!(CpuSet::parse("all").unwrap().is_all());
+        assert!(CpuSet::parse("all").unwrap().mask().is_empty());
+        for bad in ["", "3-1", "a", "0-", "1.5", "8192", "0;1"] {
+            assert!(CpuSet::parse(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! The policy language end to end: what valid policies mean, and the exact error for bad ones.
 
-use contain_policy::value::{Size, Span, Tasks};
+use contain_policy::value::{CpuQuota, Size, Span, Tasks};
 use contain_policy::*;
 
 fn one(text: &str) -> Result<Policy, Vec<Diagnostic>> {
@@ -94,7 +94,7 @@ fn aggregate_cap_on_user_slice_bounds_the_user_term() {
 
 #[test]
 fn uncapped_users_never_fit() {
-    let p = one("[users]\ncpu_weight = 100\n").unwrap();
+    let p = one("[users]\ncaps = false\ncpu_weight = 100\n").unwrap();
     let agg = aggregate(&p, 32 << 30);
     assert!(!agg.fits);
     assert!(agg.to_string().contains("unlimited"));
@@ -206,7 +206,7 @@ fn malformed_policies_give_exact_errors() {
     );
     let cases: Vec<(&str, String, &str)> = vec![
         ("unknown key with suggestion", "[users]\nmemroy_max = \"1G\"\n".into(),
-         "policy.toml:2:1: unknown key `memroy_max` in [users]\n  help: did you mean `memory_max`? known keys: memory_high, memory_max, memory_swap_max, tasks_max, cpu_weight, io_weight, exempt_uid_below, exempt_users, police, pressure_limit"),
+         "policy.toml:2:1: unknown key `memroy_max` in [users]\n  help: did you mean `memory_max`? known keys: memory_high, memory_max, memory_swap_max, tasks_max, cpu_weight, io_weight, cpu_quota, allowed_cpus, caps, exempt_uid_below, exempt_users, police, pressure_limit"),
         ("unknown section", "[user]\nmemory_max = \"1G\"\n".into(),
          "policy.toml:1:2: unknown key `user` in the policy\n  help: did you mean `users`? known keys: users, user_slice, override, trees, docker, system, oomd, watchdog, login, capacity"),
         ("wrong type", "[users]\nmemory_max = true\n".into(),
@@ -246,7 +246,7 @@ fn malformed_policies_give_exact_errors() {
         ("override as table", "[override]\nuser = \"a\"\n".into(),
          "policy.toml:1:1: `override` must be an array of tables\n  help: write each one as `[[override]]`, not `[override]`"),
         ("override sets nothing", "[[override]]\nuser = \"a\"\n".into(),
-         "policy.toml:1:1: the override for user a sets no limit\n  help: set one of: memory_high, memory_max, memory_swap_max, tasks_max, cpu_weight, io_weight"),
+         "policy.toml:1:1: the override for user a sets no limit\n  help: set one of: memory_high, memory_max, memory_swap_max, tasks_max, cpu_weight, io_weight, cpu_quota, allowed_cpus"),
         ("override breaks high<=max", "[users]\nmemory_high = \"2G\"\nmemory_max = \"3G\"\n[[override]]\nuser = \"a\"\nmemory_max = \"1G\"\n".into(),
          "policy.toml:4:1: for user a the effective memory_high (2G) would be above memory_max (1G)\n  help: set both memory_high and memory_max in this override"),
         ("unicode user name", "[[override]]\nuser = \"alïce\"\nmemory_max = \"1G\"\n".into(),
@@ -284,6 +284,16 @@ fn malformed_policies_give_exact_errors() {
         ("NUL byte", "[users]\nmemory_max = \"1G\0\"\n".into(),
          "policy.toml:2:17: the file contains a NUL byte\n  help: a policy is plain UTF-8 text"),
         ("deep nesting", deep, ""),
+        ("cpu quota without %", "[users]\ncpu_quota = \"400\"\n".into(),
+         "policy.toml:2:13: `cpu_quota` in [users]: `400` is not a CPU quota; write a share of one CPU such as `400%` (four CPUs), `50%` or `infinity`"),
+        ("cpu quota as a number", "[users]\ncpu_quota = 4\n".into(),
+         "policy.toml:2:13: `cpu_quota` in [users] must be a share of one CPU such as \"400%\" or \"infinity\", not an integer"),
+        ("cpu quota zero", "[[override]]\nuser = \"a\"\ncpu_quota = \"0%\"\n".into(),
+         "policy.toml:3:13: `cpu_quota` in [[override]]: `0%` is below 1%, the smallest quota the kernel enforces"),
+        ("cpus backwards", "[trees.b]\nslice = \"build.slice\"\nallowed_cpus = \"3-1\"\n".into(),
+         "policy.toml:3:16: `allowed_cpus` in [trees.b]: `3-1` in `3-1` runs backwards; write the lower CPU first"),
+        ("cpus not a list", "[users]\nallowed_cpus = \"first four\"\n".into(),
+         "policy.toml:2:16: `allowed_cpus` in [users]: `first` in `first four` is not a CPU number or range; write e.g. `0-3`, `0,2,4-7` or `all`"),
         ("heavy users zero", "[capacity]\nheavy_users = 0\n".into(),
          "policy.toml:2:15: `heavy_users` in [capacity] is 0, out of range\n  help: use a whole number from 1 to 100000"),
     ];
@@ -314,8 +324,198 @@ fn a_10_megabyte_policy_is_handled() {
 
 #[test]
 fn on_kill_is_an_absolute_path_or_nothing() {
-    let p = one("[watchdog]\non_kill = \"/usr/local/sbin/tell-admins\"\n").unwrap();
+    let p =
+        one("[users]\nmemory_max = \"1G\"\n[watchdog]\non_kill = \"/usr/local/sbin/tell-admins\"\n").unwrap();
     assert_eq!(p.watchdog.on_kill.as_deref(), Some("/usr/local/sbin/tell-admins"));
     assert_eq!(builtin_default().watchdog.on_kill, None);
     assert!(errors("[watchdog]\non_kill = 5\n")[0].starts_with("policy.toml:2:11: "));
+}
+
+const CAPS_HELP: &str = "\n  help: the built-in default policy applies instead, so caps stay on. Set a cap in [users] (e.g. memory_max = \"50%\"; any of memory_high, memory_max, memory_swap_max, tasks_max, cpu_quota, allowed_cpus), or write `caps = false` in [users] if users are really meant to run uncapped";
+
+/// A policy emptied or truncated to its comments must not switch every cap off.
+#[test]
+fn a_policy_that_caps_no_user_is_refused() {
+    let cases = [
+        (
+            "empty",
+            "",
+            "policy.toml:1:1: the policy is empty, so it caps no user",
+        ),
+        (
+            "comments only",
+            "# contain's policy\n#\n# [users]\n# memory_max = \"50%\"\n",
+            "policy.toml:1:1: the policy is empty, so it caps no user",
+        ),
+        (
+            "no [users]",
+            "# the rest was cut\n[oomd]\npressure_limit = \"60%\"\n",
+            "policy.toml:1:1: the policy has no [users] section, so it caps no user",
+        ),
+        (
+            "[users] without limits",
+            "# header\n[users]\nexempt_uid_below = 1000\npolice = true\n",
+            "policy.toml:2:2: [users] caps no user: it sets no memory, task or CPU cap (or only `infinity`)",
+        ),
+        (
+            "weights only",
+            "[users]\ncpu_weight = 100\nio_weight = 100\n",
+            "policy.toml:1:2: [users] caps no user: it sets no memory, task or CPU cap (or only `infinity`)",
+        ),
+        (
+            "only infinity",
+            "[users]\nmemory_max = \"infinity\"\ntasks_max = \"infinity\"\ncpu_quota = \"infinity\"\nallowed_cpus = \"all\"\n",
+            "policy.toml:1:2: [users] caps no user: it sets no memory, task or CPU cap (or only `infinity`)",
+        ),
+    ];
+    for (name, text, want) in cases {
+        assert_eq!(errors(text), [format!("{want}{CAPS_HELP}")], "{name}");
+    }
+    // An empty main file with a capping drop-in is fine: the merged policy caps.
+    let p = parse(&[
+        Source {
+            path: "policy.toml",
+            text: "",
+        },
+        Source {
+            path: "policy.d/10-caps.toml",
+            text: "[users]\nmemory_max = \"2G\"\n",
+        },
+    ]);
+    assert!(p.is_ok(), "{p:?}");
+    // Any one finite cap is enough.
+    for cap in [
+        "memory_swap_max = 0",
+        "tasks_max = 512",
+        "cpu_quota = \"200%\"",
+        "allowed_cpus = \"0-1\"",
+    ] {
+        assert!(one(&format!("[users]\n{cap}\n")).is_ok(), "{cap}");
+    }
+}
+
+#[test]
+fn caps_false_is_the_explicit_way_to_leave_users_uncapped() {
+    let p = one("# users run uncapped on purpose\n[users]\ncaps = false\n[[override]]\nuser = \"bigjob\"\nmemory_max = \"8G\"\n").unwrap();
+    assert!(!p.users.caps);
+    assert!(p.users.limits.is_empty());
+    assert_eq!(
+        p.limits_for(1001, "bigjob", &[]).unwrap().memory_max,
+        Some(Size::Bytes(8 << 30))
+    );
+    assert!(builtin_default().users.caps);
+    assert_eq!(
+        errors("[users]\ncaps = false\nmemory_max = \"2G\"\n"),
+        [
+            "policy.toml:2:1: `caps = false` in [users], yet [users] sets a cap\n  help: remove `caps = false` to cap users, or remove memory_high, memory_max, memory_swap_max, tasks_max, cpu_quota, allowed_cpus from [users] to leave them uncapped"
+        ]
+    );
+    assert_eq!(
+        errors("[users]\ncaps = \"no\"\n")[0],
+        "policy.toml:2:8: `caps` in [users] must be `true` or `false`, not a string"
+    );
+}
+
+#[test]
+fn cpu_quota_and_allowed_cpus_per_user_override_and_tree() {
+    let p = one(r#"
+[users]
+memory_max = "2G"
+cpu_quota = "400%"
+allowed_cpus = "0-3"
+[[override]]
+user = "alice"
+cpu_quota = "150%"
+[[override]]
+user = "admin"
+cpu_quota = "infinity"
+allowed_cpus = "all"
+[trees.build]
+slice = "build.slice"
+cpu_quota = "800%"
+allowed_cpus = "4-7,9"
+"#)
+    .unwrap();
+    let alice = p.limits_for(1001, "alice", &[]).unwrap();
+    assert_eq!(alice.cpu_quota, Some(CpuQuota::Permyriad(15_000)));
+    assert_eq!(alice.allowed_cpus.unwrap().to_string(), "0-3");
+    let admin = p.limits_for(1002, "admin", &[]).unwrap();
+    assert_eq!(admin.cpu_quota, Some(CpuQuota::Infinity));
+    assert!(admin.allowed_cpus.unwrap().is_all());
+    let a = p.users.limits.assignments();
+    assert!(a.contains(&("CPUQuota", "400%".into())), "{a:?}");
+    assert!(a.contains(&("AllowedCPUs", "0-3".into())), "{a:?}");
+    let tree = p.trees[0].limits.assignments();
+    assert_eq!(
+        &tree[tree.len() - 2..],
+        [("CPUQuota", "800%".into()), ("AllowedCPUs", "4-7,9".into())]
+    );
+    // An exempt account's drop-in lifts them: empty assignments reset to no quota, every CPU.
+    let r = render(&p, &[]);
+    let root = &r
+        .units
+        .iter()
+        .find(|(n, _)| n.starts_with("user-0.slice.d/"))
+        .unwrap()
+        .1;
+    assert!(root.contains("\nCPUQuota=\nAllowedCPUs=\n"), "{root}");
+}
+
+/// Trees that would cap sshd's or every user's slice as a whole, or write another section's
+/// drop-in, are refused with their place.
+#[test]
+fn trees_on_shared_slices_or_colliding_dropins_are_refused() {
+    const USERS: &str = "[users]\nmemory_max = \"2G\"\n";
+    let cases = [
+        (
+            "[trees.all]\nslice = \"system.slice\"\nmemory_max = \"8G\"\n",
+            "policy.toml:3:8: [trees.all] puts memory caps on system.slice as a whole\n  help: system.slice holds sshd or every user: capping it throttles the operator's way in and the watchdog would act on it. Name a dedicated `slice`, or a template `service` to cap each instance",
+        ),
+        (
+            "[trees.u]\nslice = \"user.slice\"\nmemory_high = \"8G\"\n",
+            "policy.toml:3:8: [trees.u] puts memory caps on user.slice as a whole\n  help: user.slice holds sshd or every user: capping it throttles the operator's way in and the watchdog would act on it. Name a dedicated `slice`, or a template `service` to cap each instance",
+        ),
+        (
+            "[trees.root]\nslice = \"-.slice\"\nmemory_swap_max = 0\n",
+            "policy.toml:3:8: [trees.root] puts memory caps on -.slice as a whole\n  help: -.slice holds sshd or every user: capping it throttles the operator's way in and the watchdog would act on it. Name a dedicated `slice`, or a template `service` to cap each instance",
+        ),
+        (
+            "[trees.a]\nslice = \"build.slice\"\nmemory_max = \"8G\"\n[trees.b]\nslice = \"build.slice\"\ntasks_max = 100\n",
+            "policy.toml:6:8: [trees.b] and [trees.a] at policy.toml:3:8 would both write build.slice.d/30-contain.conf\n  help: one would silently replace the other: merge them, or give the tree its own `slice`",
+        ),
+        (
+            "[trees.a]\nservice = \"x@.service\"\npolice = true\n[trees.b]\nslice = \"system-x.slice\"\nmemory_max = \"8G\"\n",
+            "policy.toml:6:8: [trees.b] and [trees.a] at policy.toml:3:8 would both write system-x.slice.d/30-contain.conf\n  help: one would silently replace the other: merge them, or give the tree its own `slice`",
+        ),
+        (
+            "[trees.a]\nservice = \"x.service\"\nmemory_max = \"1G\"\n[trees.b]\nservice = \"x.service\"\ncpu_quota = \"100%\"\n",
+            "policy.toml:6:8: [trees.b] and [trees.a] at policy.toml:3:8 would both write x.service.d/30-contain.conf\n  help: one would silently replace the other: merge them, or give the tree its own `slice`",
+        ),
+        (
+            "[system]\ncpu_weight = 200\n[trees.s]\nslice = \"system.slice\"\ntasks_max = 100\n",
+            "policy.toml:5:8: [trees.s] and [system] at policy.toml:3:2 would both write system.slice.d/30-contain.conf\n  help: one would silently replace the other: merge them, or give the tree its own `slice`",
+        ),
+        (
+            "[user_slice]\nmemory_max = \"80%\"\n[trees.s]\nservice = \"w@.service\"\nslice = \"user.slice\"\npolice = true\n",
+            "policy.toml:5:8: [trees.s] and [user_slice] at policy.toml:3:2 would both write user.slice.d/30-contain.conf\n  help: one would silently replace the other: merge them, or give the tree its own `slice`",
+        ),
+        (
+            "[docker]\nmemory_max = \"20%\"\n[trees.d]\nslice = \"docker.slice\"\ntasks_max = 100\n",
+            "policy.toml:5:8: [trees.d] and [docker] at policy.toml:3:2 would both write docker.slice.d/30-contain.conf\n  help: one would silently replace the other: merge them, or give the tree its own `slice`",
+        ),
+    ];
+    for (text, want) in cases {
+        let text = format!("{USERS}{text}");
+        assert_eq!(errors(&text), [want], "{text}");
+    }
+    // The same slice for a template's instances and a plain tree elsewhere is fine, as are
+    // non-memory settings on a shared slice nobody else writes.
+    for ok in [
+        "[trees.a]\nservice = \"x@.service\"\nmemory_max = \"1G\"\n[trees.b]\nslice = \"build.slice\"\nmemory_max = \"1G\"\n",
+        "[trees.s]\nslice = \"system.slice\"\ntasks_max = 100\n",
+        "[trees.w]\nservice = \"web.service\"\nmemory_max = \"1G\"\n",
+    ] {
+        let text = format!("{USERS}{ok}");
+        assert!(one(&text).is_ok(), "{text}: {:?}", one(&text));
+    }
 }

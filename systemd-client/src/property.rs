@@ -16,6 +16,8 @@ pub enum Value {
     Str(String),
     /// `au`
     U32Array(Vec<u32>),
+    /// `ay`: a CPU mask, bit `n % 8` of byte `n / 8` for CPU n.
+    CpuMask(Vec<u8>),
 }
 
 impl Value {
@@ -25,6 +27,7 @@ impl Value {
             Value::U32(v) => Variant::from(*v),
             Value::Str(s) => Variant::from(s.as_str()),
             Value::U32Array(a) => Variant::from(a.clone()),
+            Value::CpuMask(a) => Variant::from(a.clone()),
         }
     }
 }
@@ -65,6 +68,13 @@ impl fmt::Display for Property {
             Value::U32Array(a) => {
                 let items: Vec<String> = a.iter().map(u32::to_string).collect();
                 write!(f, "{}={}", self.name, items.join(" "))
+            }
+            Value::CpuMask(mask) => {
+                let cpus: Vec<String> = (0..mask.len() * 8)
+                    .filter(|n| mask[n / 8] & (1 << (n % 8)) != 0)
+                    .map(|n| n.to_string())
+                    .collect();
+                write!(f, "{}={}", self.name, cpus.join(" "))
             }
         }
     }
@@ -111,12 +121,20 @@ pub fn properties_for(limits: &Limits) -> Vec<Property> {
     if let Some(w) = limits.io_weight {
         out.push(Property::new("IOWeight", Value::U64(u64::from(w))));
     }
+    if let Some(q) = limits.cpu_quota {
+        out.push(Property::new("CPUQuotaPerSecUSec", Value::U64(q.usec_per_sec())));
+    }
+    if let Some(set) = &limits.allowed_cpus {
+        // An empty mask lifts the restriction, as `AllowedCPUs=` does.
+        out.push(Property::new("AllowedCPUs", Value::CpuMask(set.mask())));
+    }
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use contain_policy::value::{CpuQuota, CpuSet};
 
     #[test]
     fn scale_matches_systemd() {
@@ -137,6 +155,8 @@ mod tests {
             tasks_max: Some(Tasks::Count(4096)),
             cpu_weight: Some(100),
             io_weight: Some(50),
+            cpu_quota: Some(CpuQuota::Permyriad(15_000)),
+            allowed_cpus: Some(CpuSet::parse("0-2,9").unwrap()),
         };
         let props = properties_for(&limits);
         let shown: Vec<String> = props.iter().map(|p| p.to_string()).collect();
@@ -148,9 +168,12 @@ mod tests {
                 "MemorySwapMax=0",
                 "TasksMax=4096",
                 "CPUWeight=100",
-                "IOWeight=50"
+                "IOWeight=50",
+                "CPUQuotaPerSecUSec=1500000",
+                "AllowedCPUs=0 1 2 9"
             ]
         );
+        assert_eq!(props[7].value, Value::CpuMask(vec![0b111, 0b10]));
         assert_eq!(props[0].value, Value::U32(1_717_986_918));
         assert_eq!(props[1].value, Value::U64(16 << 30));
     }
@@ -161,6 +184,8 @@ mod tests {
             memory_max: Some(Size::Infinity),
             memory_swap_max: Some(Size::Permyriad(0)),
             tasks_max: Some(Tasks::Permyriad(3300)),
+            cpu_quota: Some(CpuQuota::Infinity),
+            allowed_cpus: Some(CpuSet::default()),
             ..Limits::default()
         };
         let shown: Vec<String> = properties_for(&limits).iter().map(|p| p.to_string()).collect();
@@ -169,7 +194,9 @@ mod tests {
             [
                 "MemoryMax=infinity",
                 "MemorySwapMax=0",
-                "TasksMaxScale=1417339207"
+                "TasksMaxScale=1417339207",
+                "CPUQuotaPerSecUSec=infinity",
+                "AllowedCPUs="
             ]
         );
         assert!(properties_for(&Limits::default()).is_empty());
