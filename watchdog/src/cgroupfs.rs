@@ -432,7 +432,7 @@ memory_max = "300M"
     fn docker_disabled_is_not_watched() {
         let dir = tempfile::tempdir().expect("tempdir");
         fs::create_dir_all(dir.path().join("docker.slice")).expect("mkdir");
-        let p = policy("[docker]\nenabled = false\n");
+        let p = policy("[users]\nmemory_max = \"1G\"\n[docker]\nenabled = false\n");
         assert!(discover(dir.path(), &p, &|_| None).is_empty());
     }
 
