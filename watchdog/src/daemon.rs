@@ -6,9 +6,11 @@
 use crate::act::{self, Restore};
 use crate::cgroupfs::{self, Kind, Target};
 use crate::decide::{Rules, Sample, Tracker, Verdict};
+use crate::hook::{self, Hooks, Launch};
 use crate::kmsg::{KernelKill, Kmsg};
 use crate::report::{self, Counters, Kill, Paths, Reason};
 use crate::sys::{self, Inotify, Signals};
+use crate::terminals;
 use contain_generator::Outcome;
 use contain_policy::Policy;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -36,6 +38,10 @@ pub struct Config {
     pub report_delay_ms: u64,
     /// Log every sample and verdict (`CONTAIN_WATCHDOG_DEBUG=1`).
     pub debug: bool,
+    /// How `[watchdog] on_kill` is started.
+    pub hook_launch: Launch,
+    /// Where a user's open terminals are found.
+    pub terminals: terminals::Sources,
 }
 
 impl Config {
@@ -48,6 +54,8 @@ impl Config {
             hot_ms: 3000,
             report_delay_ms: 300,
             debug: std::env::var_os("CONTAIN_WATCHDOG_DEBUG").is_some_and(|v| !v.is_empty() && v != "0"),
+            hook_launch: Launch::from_env(),
+            terminals: terminals::Sources::from_env(),
         }
     }
 }
@@ -90,6 +98,7 @@ pub struct Daemon {
     next_rescan_ms: u64,
     rescan_soon: bool,
     seen: Vec<SeenKills>,
+    hooks: Hooks,
 }
 
 fn unix_now() -> u64 {
@@ -152,6 +161,7 @@ impl Daemon {
             next_rescan_ms: 0,
             rescan_soon: false,
             seen: Vec::new(),
+            hooks: Hooks::default(),
         };
         d.load_policy(true);
         Ok(d)
@@ -510,13 +520,45 @@ impl Daemon {
 
     fn report(&mut self, target: &Target, kill: &Kill) {
         report::journal(&self.cfg.paths.journal_socket, &kill.journal_fields());
-        if let Kind::User { uid, .. } = target.kind
-            && let Err(e) = report::add_notice(&self.cfg.paths.notice_dir, uid, &kill.notice())
-        {
-            log(4, &format!("cannot leave a notice for uid {uid}: {e}"));
+        if let Kind::User { uid, .. } = target.kind {
+            let notice = kill.notice();
+            // At once on their open terminals, and again at their next login.
+            let told = terminals::tell(&self.cfg.terminals, uid, &notice);
+            if !told.written.is_empty() {
+                log(6, &format!("told uid {uid} on {}", told.written.join(", ")));
+            }
+            for (tty, e) in &told.failed {
+                log(5, &format!("cannot tell uid {uid} on {tty}: {e}"));
+            }
+            if let Err(e) = report::add_notice(&self.cfg.paths.notice_dir, uid, &notice) {
+                log(4, &format!("cannot leave a notice for uid {uid}: {e}"));
+            }
         }
         self.counters.record(kill);
         self.save_counters();
+        if let Some(program) = &self.policy.watchdog.on_kill
+            && let Err(e) = self.hooks.start(self.cfg.hook_launch, program, kill)
+        {
+            log(4, &format!("cannot run on_kill {program}: {e}"));
+        }
+    }
+
+    fn reap_hooks(&mut self) {
+        for ended in self.hooks.reap() {
+            match ended {
+                hook::Ended::Exited { code: Some(0), .. } => {}
+                hook::Ended::Exited { what, code } => log(
+                    4,
+                    &format!(
+                        "on_kill {what} failed ({})",
+                        code.map_or("killed by a signal".into(), |c| format!("exit status {c}"))
+                    ),
+                ),
+                hook::Ended::TimedOut { what } => {
+                    log(4, &format!("on_kill {what} did not finish in time: killed"))
+                }
+            }
+        }
     }
 
     fn save_counters(&self) {
@@ -540,6 +582,9 @@ impl Daemon {
         }
         for s in &self.seen {
             until = until.min(s.due_ms);
+        }
+        if let Some(d) = self.hooks.next_check() {
+            until = until.min(now + d.as_millis() as u64);
         }
         until.saturating_sub(now).min(i32::MAX as u64) as i32
     }
@@ -660,6 +705,7 @@ impl Daemon {
             }
             self.sample_due();
             self.report_seen();
+            self.reap_hooks();
         }
     }
 }

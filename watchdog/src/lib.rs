@@ -4,8 +4,11 @@
 
 pub mod act;
 pub mod cgroupfs;
+pub mod clock;
 pub mod daemon;
 pub mod decide;
+pub mod hook;
 pub mod kmsg;
 pub mod report;
 pub mod sys;
+pub mod terminals;

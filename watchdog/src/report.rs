@@ -102,9 +102,14 @@ impl Kill {
         }
     }
 
-    /// The line pam_contain shows the user, starting `contain:`.
+    /// The line pam_contain shows the user, starting `contain:`, its time in the host's zone.
     pub fn notice(&self) -> String {
-        let when = utc_minute(self.time);
+        self.notice_with(crate::clock::local_minute)
+    }
+
+    /// [`Kill::notice`] with its time written by `minute`.
+    pub fn notice_with(&self, minute: fn(u64) -> String) -> String {
+        let when = minute(self.time);
         let what = match (&self.comm, self.pid) {
             (Some(_), Some(_)) => format!("your process {}", self.process()),
             _ => "one of your processes".to_string(),
@@ -173,26 +178,7 @@ fn clean(s: &str) -> String {
     s.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
-/// `2026-11-26 13:05 UTC`.
-pub fn utc_minute(unix_secs: u64) -> String {
-    let days = (unix_secs / 86_400) as i64;
-    let secs = unix_secs % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        secs / 3600,
-        (secs % 3600) / 60
-    )
-}
+pub use crate::clock::utc_minute;
 
 /// systemd's native journal protocol: `KEY=value\n`, or `KEY\n<u64 le length>value\n` for
 /// values holding a newline.
@@ -376,16 +362,9 @@ mod tests {
     }
 
     #[test]
-    fn dates_are_utc() {
-        assert_eq!(utc_minute(0), "1970-01-01 00:00 UTC");
-        assert_eq!(utc_minute(951_782_400), "2000-02-29 00:00 UTC");
-        assert_eq!(utc_minute(1_795_698_300), "2026-11-26 13:05 UTC");
-    }
-
-    #[test]
     fn the_notice_says_when_what_at_which_size_and_the_limits() {
         assert_eq!(
-            kill().notice(),
+            kill().notice_with(utc_minute),
             "contain: 2026-11-26 13:05 UTC — your process \"stress-ng\" (pid 1234) was ended at 812M: it sat throttled at your 600M memory_high for 10s (ceiling 800M, no swap). Ask your admin if you need more."
         );
         let seen = Kill {
@@ -395,7 +374,7 @@ mod tests {
             ..kill()
         };
         assert_eq!(
-            seen.notice(),
+            seen.notice_with(utc_minute),
             "contain: 2026-11-26 13:05 UTC — your process \"evil?name\" (pid 1234) was killed by the kernel at 812M: it reached your 800M memory_max. Ask your admin if you need more."
         );
         let anon = Kill {
@@ -404,7 +383,7 @@ mod tests {
             ..kill()
         };
         assert!(
-            anon.notice()
+            anon.notice_with(utc_minute)
                 .contains("— one of your processes was ended at 812M")
         );
     }

@@ -1,0 +1,288 @@
+//! Telling a user at once, on their open terminals, as write(1) would: the ttys of their
+//! logind sessions and of utmp (tmux and screen panes register there), only those the user
+//! owns with group write permission (`mesg n` clears it), never blocking.
+
+use std::collections::BTreeSet;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// Where the candidate terminals are listed; movable for tests.
+#[derive(Clone, Debug)]
+pub struct Sources {
+    /// logind's session files (`UID=`, `TTY=`).
+    pub sessions_dir: PathBuf,
+    /// utmp, glibc's x86_64 record layout.
+    pub utmp: PathBuf,
+    /// Where tty names are resolved (`/dev`).
+    pub dev: PathBuf,
+}
+
+impl Default for Sources {
+    fn default() -> Sources {
+        Sources {
+            sessions_dir: "/run/systemd/sessions".into(),
+            utmp: "/run/utmp".into(),
+            dev: "/dev".into(),
+        }
+    }
+}
+
+impl Sources {
+    /// The defaults, each movable by environment for tests.
+    pub fn from_env() -> Sources {
+        let d = Sources::default();
+        let var = |k: &str, default: PathBuf| std::env::var_os(k).map_or(default, PathBuf::from);
+        Sources {
+            sessions_dir: var("CONTAIN_SESSIONS_DIR", d.sessions_dir),
+            utmp: var("CONTAIN_UTMP", d.utmp),
+            dev: var("CONTAIN_DEV", d.dev),
+        }
+    }
+}
+
+/// At most this many terminals get a line (a user with hundreds of panes still costs little).
+const MAX_TERMINALS: usize = 64;
+/// The longest line written, in characters.
+const MAX_LINE: usize = 480;
+
+/// A tty name as logind and utmp write it (`pts/3`, `tty2`): nothing that leaves /dev.
+fn tty_name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() < 32
+        && !name.starts_with('/')
+        && name.split('/').all(|p| !p.is_empty() && p != "." && p != "..")
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '/')
+}
+
+/// The ttys of `uid`'s logind sessions.
+pub fn session_ttys(dir: &Path, uid: u32) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let Ok(text) = fs::read_to_string(e.path()) else {
+            continue;
+        };
+        let field = |k: &str| text.lines().find_map(|l| l.strip_prefix(k)?.strip_prefix('='));
+        if field("UID").and_then(|u| u.parse::<u32>().ok()) == Some(uid)
+            && let Some(tty) = field("TTY")
+        {
+            out.push(tty.to_string());
+        }
+    }
+    out
+}
+
+const UTMP_RECORD: usize = 384;
+const USER_PROCESS: i16 = 7;
+
+/// The ttys of every logged-in process in utmp; ownership is checked when they are opened.
+pub fn utmp_ttys(bytes: &[u8]) -> Vec<String> {
+    bytes
+        .chunks_exact(UTMP_RECORD)
+        .filter(|r| i16::from_ne_bytes([r[0], r[1]]) == USER_PROCESS)
+        .filter_map(|r| {
+            let line = &r[8..40];
+            let end = line.iter().position(|&b| b == 0).unwrap_or(line.len());
+            std::str::from_utf8(&line[..end]).ok().map(str::to_string)
+        })
+        .collect()
+}
+
+/// The line as it is written: control characters replaced, bounded, on a line of its own
+/// whatever the terminal's mode (hence `\r\n`).
+pub fn terminal_text(line: &str) -> String {
+    let clean: String = line
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .take(MAX_LINE)
+        .collect();
+    format!("\r\n{clean}\r\n")
+}
+
+/// Writes `line` to one terminal if `uid` owns it and accepts messages. Never blocks: a full
+/// terminal buffer loses the line. `Ok(false)`: not written (not theirs, or `mesg n`).
+pub fn write_to(path: &Path, uid: u32, text: &str) -> io::Result<bool> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(path)?;
+    // Checked on the open descriptor: the name may have been reused meanwhile.
+    let meta = f.metadata()?;
+    if !meta.file_type().is_char_device() || meta.uid() != uid || meta.mode() & 0o020 == 0 {
+        return Ok(false);
+    }
+    f.write_all(text.as_bytes())?;
+    Ok(true)
+}
+
+/// What [`tell`] did: terminals written to, and those skipped or failed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Told {
+    pub written: Vec<String>,
+    pub refused: Vec<String>,
+    pub failed: Vec<(String, String)>,
+}
+
+/// Writes `line` to every open terminal of `uid`.
+pub fn tell(src: &Sources, uid: u32, line: &str) -> Told {
+    let mut names: BTreeSet<String> = session_ttys(&src.sessions_dir, uid).into_iter().collect();
+    if let Ok(bytes) = fs::read(&src.utmp) {
+        names.extend(utmp_ttys(&bytes));
+    }
+    let text = terminal_text(line);
+    let mut told = Told::default();
+    for name in names.into_iter().filter(|n| tty_name_ok(n)).take(MAX_TERMINALS) {
+        match write_to(&src.dev.join(&name), uid, &text) {
+            Ok(true) => told.written.push(name),
+            Ok(false) => told.refused.push(name),
+            // Gone since, or a logout raced us: nothing to tell there.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => told.failed.push((name, e.to_string())),
+        }
+    }
+    told
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::pty::openpty;
+    use nix::sys::termios::{self, SetArg};
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn utmp_record(kind: i16, line: &str) -> Vec<u8> {
+        let mut r = vec![0u8; UTMP_RECORD];
+        r[..2].copy_from_slice(&kind.to_ne_bytes());
+        r[8..8 + line.len()].copy_from_slice(line.as_bytes());
+        r
+    }
+
+    #[test]
+    fn utmp_lists_logged_in_ttys_only() {
+        let mut bytes = utmp_record(USER_PROCESS, "pts/3");
+        bytes.extend(utmp_record(8, "pts/4")); // DEAD_PROCESS
+        bytes.extend(utmp_record(USER_PROCESS, "tty2"));
+        bytes.extend([1, 2, 3]); // a torn record at the end
+        assert_eq!(utmp_ttys(&bytes), ["pts/3", "tty2"]);
+    }
+
+    #[test]
+    fn sessions_of_that_uid_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::write(dir.path().join("3"), "UID=1001\nUSER=alice\nTTY=pts/0\n").expect("w");
+        fs::write(dir.path().join("4"), "UID=1002\nUSER=bob\nTTY=pts/1\n").expect("w");
+        fs::write(dir.path().join("5"), "UID=1001\nUSER=alice\nSERVICE=cron\n").expect("w");
+        fs::write(dir.path().join("6"), "UID=10011\nTTY=pts/9\n").expect("w");
+        assert_eq!(session_ttys(dir.path(), 1001), ["pts/0"]);
+    }
+
+    #[test]
+    fn names_never_leave_dev() {
+        for bad in [
+            "",
+            "../etc/passwd",
+            "/dev/pts/1",
+            "pts/../../x",
+            "pts//1",
+            "pts/1\n",
+        ] {
+            assert!(!tty_name_ok(bad), "{bad:?}");
+        }
+        for good in ["pts/0", "tty2", "ttyS0"] {
+            assert!(tty_name_ok(good), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn the_line_is_one_clean_bounded_line() {
+        assert_eq!(
+            terminal_text("contain: a\x1b[2Jb\nc"),
+            "\r\ncontain: a?[2Jb?c\r\n"
+        );
+        assert_eq!(terminal_text(&"x".repeat(2000)).len(), MAX_LINE + 4);
+    }
+
+    /// A real pty pair: the line arrives on the other side, at once; `mesg n` and someone
+    /// else's terminal get nothing.
+    #[test]
+    fn writes_to_a_pty_as_write_would() {
+        let pty = openpty(None, None).expect("openpty");
+        // Raw, so the test reads exactly what was written.
+        let mut t = termios::tcgetattr(&pty.slave).expect("tcgetattr");
+        termios::cfmakeraw(&mut t);
+        termios::tcsetattr(&pty.slave, SetArg::TCSANOW, &t).expect("tcsetattr");
+        let path = fs::read_link(format!("/proc/self/fd/{}", pty.slave.as_raw_fd())).expect("pty name");
+        let me = fs::metadata(&path).expect("meta").uid();
+        let mut master = fs::File::from(pty.master);
+        let read_all = |m: &mut fs::File| {
+            let fd = m.as_raw_fd();
+            // SAFETY: fcntl on a descriptor we own.
+            unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) };
+            let mut buf = vec![0u8; 4096];
+            let n = m.read(&mut buf).unwrap_or(0);
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        };
+
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o620)).expect("mesg y");
+        let started = std::time::Instant::now();
+        assert!(write_to(&path, me, &terminal_text("contain: ended")).expect("write"));
+        assert_eq!(read_all(&mut master), "\r\ncontain: ended\r\n");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("mesg n");
+        assert!(!write_to(&path, me, "no").expect("open"));
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o620)).expect("mesg y");
+        assert!(!write_to(&path, me.wrapping_add(1), "no").expect("open"));
+        assert_eq!(read_all(&mut master), "");
+
+        // A terminal whose reader is gone and whose buffer is full: the write gives up.
+        let mut filled = 0usize;
+        let chunk = "y".repeat(4096);
+        loop {
+            match write_to(&path, me, &chunk) {
+                Ok(true) => filled += chunk.len(),
+                Ok(false) => panic!("refused"),
+                Err(e) => {
+                    assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{e}");
+                    break;
+                }
+            }
+            assert!(filled < 16 << 20, "the pty never filled up");
+        }
+        drop(pty.slave);
+    }
+
+    #[test]
+    fn tell_reaches_the_users_terminals_through_the_session_files() {
+        let pty = openpty(None, None).expect("openpty");
+        let path = fs::read_link(format!("/proc/self/fd/{}", pty.slave.as_raw_fd())).expect("pty name");
+        let me = fs::metadata(&path).expect("meta").uid();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o620)).expect("mesg y");
+        let name = path
+            .strip_prefix("/dev")
+            .expect("under /dev")
+            .to_str()
+            .expect("utf-8")
+            .to_string();
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::write(dir.path().join("1"), format!("UID={me}\nTTY={name}\n")).expect("w");
+        let src = Sources {
+            sessions_dir: dir.path().to_path_buf(),
+            utmp: dir.path().join("no-utmp"),
+            dev: "/dev".into(),
+        };
+        let told = tell(&src, me, "contain: hello");
+        assert_eq!(told.written, [name]);
+        let mut master = fs::File::from(pty.master);
+        let mut buf = vec![0u8; 256];
+        let n = master.read(&mut buf).expect("read");
+        assert!(String::from_utf8_lossy(&buf[..n]).contains("contain: hello"));
+        drop(pty.slave);
+    }
+}
