@@ -16,8 +16,12 @@ mod render;
 mod selftest;
 mod status;
 mod table;
+mod validate;
 
-use clap::{Parser, Subcommand};
+#[cfg(test)]
+mod cli_tests;
+
+use clap::{CommandFactory, Parser, Subcommand};
 use contain_generator::{Outcome, STATE_DIR, write_atomic};
 use host::Host;
 use serde::Serialize;
@@ -33,7 +37,7 @@ use std::process::ExitCode;
 )]
 struct Cli {
     /// Look at the host under DIR (/sys/fs/cgroup, /proc, /etc, /run move with it): for tests.
-    #[arg(long, global = true, env = "CONTAIN_ROOT", default_value = "/")]
+    #[arg(long, global = true, env = "CONTAIN_ROOT", default_value = "/", hide = true)]
     root: PathBuf,
     #[command(subcommand)]
     command: Cmd,
@@ -43,26 +47,39 @@ struct Cli {
 enum Cmd {
     /// Lint the policy and check the host; problems most serious first, each with its fix.
     Check {
-        #[arg(long)]
+        /// Use this policy file (and its policy.d) instead of /etc/contain/policy.toml.
+        #[arg(long, value_name = "FILE")]
         policy: Option<PathBuf>,
+        /// Print the result as JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lint one policy file without looking at the host: exit 0 valid, 1 warnings, 2 unusable.
+    Validate {
+        /// The policy file, whatever its name or owner (e.g. a config-management temp file).
+        file: PathBuf,
+        /// Print the result as JSON, for scripts.
         #[arg(long)]
         json: bool,
     },
     /// Write what the generator would write, as files.
     Render {
-        #[arg(long)]
+        /// Use this policy file (and its policy.d) instead of /etc/contain/policy.toml.
+        #[arg(long, value_name = "FILE")]
         policy: Option<PathBuf>,
         /// The generator's output directory (units and drop-ins).
-        #[arg(long)]
+        #[arg(long, value_name = "DIR")]
         out: PathBuf,
         /// Where the oomd.conf drop-in goes (default: OUT/oomd.conf.d).
-        #[arg(long)]
+        #[arg(long, value_name = "DIR")]
         oomd_out: Option<PathBuf>,
     },
     /// Compare the policy's units with what is live under /run/systemd/generator.
     Diff {
-        #[arg(long)]
+        /// Use this policy file (and its policy.d) instead of /etc/contain/policy.toml.
+        #[arg(long, value_name = "FILE")]
         policy: Option<PathBuf>,
+        /// Print the result as JSON, for scripts.
         #[arg(long)]
         json: bool,
     },
@@ -70,26 +87,32 @@ enum Cmd {
     Explain {
         /// Login name or UID.
         user: String,
-        #[arg(long)]
+        /// Use this policy file (and its policy.d) instead of /etc/contain/policy.toml.
+        #[arg(long, value_name = "FILE")]
         policy: Option<PathBuf>,
+        /// Print the result as JSON, for scripts.
         #[arg(long)]
         json: bool,
     },
     /// Live figures of every user slice and policed tree, against the policy.
     Status {
+        /// Print the result as JSON, for scripts.
         #[arg(long)]
         json: bool,
     },
     /// Put the policy in force without a reboot: reload, set running slices, reload oomd.
     Apply {
+        /// Print the result as JSON, for scripts.
         #[arg(long)]
         json: bool,
     },
-    /// The seed's stress tests (memcg OOM at a cap; oomd under pressure) in a throwaway slice.
+    /// Stress tests in a throwaway slice: A, a balloon killed at its ceiling; B, a thrashing
+    /// workload ended by systemd-oomd.
     Selftest {
         /// Run only test `a` or `b`.
         #[arg(long, value_parser = ["a", "b"])]
         only: Option<String>,
+        /// Print the result as JSON, for scripts.
         #[arg(long)]
         json: bool,
     },
@@ -104,8 +127,15 @@ enum Cmd {
     },
     /// Route docker containers into docker.slice in daemon.json, keeping every other key.
     DockerSetup {
-        #[arg(long)]
+        /// Edit this file instead of /etc/docker/daemon.json.
+        #[arg(long, value_name = "FILE")]
         daemon_json: Option<PathBuf>,
+    },
+    /// Print a shell completion script (the package installs them).
+    #[command(hide = true)]
+    Completions {
+        /// bash, zsh or fish.
+        shell: clap_complete::Shell,
     },
     #[command(name = "__balloon", hide = true)]
     Balloon {
@@ -146,6 +176,15 @@ fn run(cli: Cli) -> u8 {
             let report = check::run(&host, policy.as_deref());
             emit(json, &report, check::print);
             if report.problems() > 0 { PROBLEMS } else { OK }
+        }
+        Cmd::Validate { file, json } => {
+            let report = validate::run(&file);
+            emit(json, &report, validate::print);
+            report.exit_code()
+        }
+        Cmd::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "containctl", &mut std::io::stdout());
+            OK
         }
         Cmd::Render {
             policy,
@@ -215,7 +254,20 @@ fn run(cli: Cli) -> u8 {
             let loaded = policy::effective(&host, None);
             let report = status::collect(&host, &loaded.policy);
             emit(json, &report, status::print);
-            if report.problems() > 0 { PROBLEMS } else { OK }
+            // On stderr, so that --json stays one document: the caps shown are the default's.
+            if loaded.outcome == Outcome::Fallback {
+                eprintln!(
+                    "containctl: the policy is refused, so the built-in default policy applies (caps stay on):"
+                );
+                for e in &loaded.errors {
+                    eprintln!("  {e}");
+                }
+            }
+            if report.problems() > 0 || loaded.outcome == Outcome::Fallback {
+                PROBLEMS
+            } else {
+                OK
+            }
         }
         Cmd::Apply { json } => {
             let loaded = policy::effective(&host, None);

@@ -9,9 +9,18 @@ vm-deps:
 # Release binaries for the whole workspace, then the package; lintian must be clean.
 deb: vm-deps
 	cargo build --release --workspace
+	mkdir -p packaging/completions
+	target/release/containctl completions bash >packaging/completions/containctl
+	target/release/containctl completions zsh >packaging/completions/_containctl
+	target/release/containctl completions fish >packaging/completions/containctl.fish
 	rm -f target/debian/contain_*.deb
 	cargo deb -p contain --no-build
 	lintian --fail-on error,warning --suppress-tags $(DEB_LINTIAN_ALLOW) target/debian/contain_*.deb
+	for f in bash-completion/completions/containctl zsh/vendor-completions/_containctl \
+		fish/vendor_completions.d/containctl.fish; do \
+		dpkg-deb -c target/debian/contain_*.deb | grep -q "usr/share/$$f$$" || \
+			{ echo "the .deb lacks usr/share/$$f"; exit 1; }; \
+	done
 
 vm-test: deb
 	bash tests/vm/run.sh bookworm trixie
