@@ -15,11 +15,15 @@ policies=(packaging/policy.toml examples/*.toml)
 failed=0 checked=0
 for policy in "${policies[@]}"; do
     out="$work/$(basename "$policy" .toml)-$checked"
-    CONTAIN_POLICY="$policy" CONTAIN_STATE_DIR="$out/state" CONTAIN_OOMD_DIR="$out/oomd" \
-        CONTAIN_ETC=tests/fixtures/etc CONTAIN_LOG=stderr "$gen" "$out/units" 2>"$out.log" || {
+    # A fixture root holding the policy and the test accounts (CONTAIN_ROOT moves every host path).
+    mkdir -p "$out/root/etc/contain"
+    cp tests/fixtures/etc/{passwd,group} "$out/root/etc/"
+    cp "$policy" "$out/root/etc/contain/policy.toml"
+    CONTAIN_ROOT="$out/root" CONTAIN_LOG=stderr "$gen" "$out/units" 2>"$out.log" || {
         echo "FAIL $policy: generator failed"; cat "$out.log"; failed=1; continue; }
-    if ! grep -q '"outcome": "applied"' "$out/state/generator.json"; then
-        echo "FAIL $policy: not applied"; cat "$out/state/generator.json"; failed=1; continue
+    status="$out/root/run/contain/generator.json"
+    if ! grep -q '"outcome": "applied"' "$status"; then
+        echo "FAIL $policy: not applied"; cat "$status"; failed=1; continue
     fi
     # Units to check: each drop-in's unit, with a stand-in for templates and services we do not ship.
     units=(user-1001.slice user-1002.slice user-0.slice)

@@ -1,11 +1,12 @@
 //! `containctl apply`: put an edited policy in force without a reboot.
 
-use crate::caps::{Machine, Mismatch, compare};
-use crate::cgroup::{Stats, children};
 use crate::host::Host;
 use crate::render::{self, FileDiff, State};
 use crate::status::user_limits;
-use contain_generator::{Loaded, Outcome};
+use contain_host::Stats;
+use contain_host::cgroupfs::children;
+use contain_host::drift::{Machine, Mismatch, compare};
+use contain_host::{Loaded, Outcome};
 use contain_systemd::{Error as BusError, daemon_reload, properties_for, reload_unit, set_unit_properties};
 use serde::Serialize;
 use std::time::Duration;

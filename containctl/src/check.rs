@@ -1,12 +1,12 @@
 //! `containctl check`: the policy's lint and the host's readiness, most serious first, each with its fix.
 
-use crate::caps::Machine;
 use crate::docker;
 use crate::host::Host;
 use crate::pam::{self, Finding as PamFinding};
 use crate::policy;
 use crate::status;
-use contain_generator::read_sources;
+use contain_host::Machine;
+use contain_host::read_sources;
 use contain_policy::value::{Size, human_bytes};
 use contain_policy::{FailureAction, Limits, Policy, Source, aggregate, parse};
 use serde::Serialize;

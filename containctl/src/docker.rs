@@ -64,14 +64,19 @@ fn parse_object(text: &str) -> Result<Map<String, Value>, String> {
 pub enum Outcome {
     AlreadySet,
     Created,
-    Updated { previous: Option<String> },
+    Updated {
+        previous: Option<String>,
+    },
+    /// Another cgroup-parent was there and was asked to be kept.
+    KeptOther(String),
     NoDocker,
     LeftInvalid(String),
 }
 
 /// Merges `"cgroup-parent": "docker.slice"` into daemon.json. Never rewrites a file that
-/// already says so, never touches one it cannot parse.
-pub fn setup(host: &Host, path: &Path) -> std::io::Result<Outcome> {
+/// already says so, never touches one it cannot parse; with `keep_other`, never replaces
+/// another cgroup-parent (the admin's own).
+pub fn setup(host: &Host, path: &Path, keep_other: bool) -> std::io::Result<Outcome> {
     let text = match fs::read_to_string(path) {
         Ok(t) => Some(t),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -95,6 +100,9 @@ pub fn setup(host: &Host, path: &Path) -> std::io::Result<Outcome> {
         Some(v) => Some(v.as_str().map_or_else(|| v.to_string(), str::to_string)),
         None => None,
     };
+    if keep_other && let Some(other) = previous {
+        return Ok(Outcome::KeptOther(other));
+    }
     obj.insert(PARENT_KEY.into(), Value::String(PARENT.into()));
     let mode = fs::metadata(path).map_or(0o644, |m| m.permissions().mode() & 0o7777);
     write(path, &obj, mode)?;
@@ -103,6 +111,6 @@ pub fn setup(host: &Host, path: &Path) -> std::io::Result<Outcome> {
 
 fn write(path: &Path, obj: &Map<String, Value>, mode: u32) -> std::io::Result<()> {
     let text = serde_json::to_string_pretty(obj).map_err(std::io::Error::other)? + "\n";
-    contain_generator::write_atomic(path, text.as_bytes())?;
+    contain_host::write_atomic(path, text.as_bytes())?;
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
 }

@@ -1,9 +1,9 @@
 //! `containctl explain USER`: a user's effective limits and the rule behind each.
 
 use crate::accounts;
-use crate::caps::Machine;
-use crate::cgroup::Cap;
 use crate::host::Host;
+use contain_host::Cap;
+use contain_host::Machine;
 use contain_policy::value::human_bytes;
 use contain_policy::{Exemption, FailureAction, Policy, Resolution, Rule, unit};
 use serde::Serialize;
@@ -51,7 +51,7 @@ pub fn explain(host: &Host, policy: &Policy, who: &str) -> Option<Explained> {
     if let Resolution::Capped(eff) = &resolution {
         let size = |s: contain_policy::value::Size| match m.size(s) {
             Cap::Value(v) => Some(human_bytes(v)),
-            Cap::Max => None,
+            Cap::Max | Cap::Unreadable => None,
         };
         macro_rules! line {
             ($field:ident, $prop:literal, $resolve:expr) => {
@@ -71,7 +71,7 @@ pub fn explain(host: &Host, policy: &Policy, who: &str) -> Option<Explained> {
         line!(memory_swap_max, "MemorySwapMax", size);
         line!(tasks_max, "TasksMax", |t| match m.tasks(t) {
             Cap::Value(v) => Some(v.to_string()),
-            Cap::Max => None,
+            Cap::Max | Cap::Unreadable => None,
         });
         line!(cpu_weight, "CPUWeight", |_: u16| None);
         line!(io_weight, "IOWeight", |_: u16| None);

@@ -1,42 +1,29 @@
 //! The host as files: every path is under one root, so tests run on fixture trees.
 
+use contain_host::Root;
+pub use contain_host::cgroupfs::{key_value as key_values, meminfo_kb};
 use std::fs;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
-/// The machine containctl looks at. `root` is `/` on a live box, a fixture tree in tests.
+/// The machine containctl looks at: the host layer's [`Root`] (`/` on a live box, a fixture
+/// tree in tests), plus what only containctl reads.
 #[derive(Clone, Debug)]
 pub struct Host {
-    pub root: PathBuf,
+    root: Root,
+}
+
+impl Deref for Host {
+    type Target = Root;
+    fn deref(&self) -> &Root {
+        &self.root
+    }
 }
 
 impl Host {
     pub fn new(root: PathBuf) -> Host {
-        Host { root }
-    }
-
-    /// True on the real machine: only then are systemd, NSS and the journal asked.
-    pub fn is_live(&self) -> bool {
-        self.root == Path::new("/")
-    }
-
-    /// An absolute host path (`/sys/fs/cgroup`) under the root.
-    pub fn path(&self, abs: &str) -> PathBuf {
-        self.root.join(abs.trim_start_matches('/'))
-    }
-
-    pub fn cgroup(&self, rel: &str) -> PathBuf {
-        self.path("/sys/fs/cgroup").join(rel.trim_start_matches('/'))
-    }
-
-    pub fn read(&self, abs: &str) -> Option<String> {
-        fs::read_to_string(self.path(abs)).ok()
-    }
-
-    /// The host's path for a file under the root, as the admin would name it.
-    pub fn display(&self, path: &Path) -> String {
-        match path.strip_prefix(&self.root) {
-            Ok(rel) if !self.is_live() => format!("/{}", rel.display()),
-            _ => path.display().to_string(),
+        Host {
+            root: Root::new(root),
         }
     }
 
@@ -45,7 +32,7 @@ impl Host {
         if self.is_live() {
             return path.to_string();
         }
-        match Path::new(path).strip_prefix(&self.root) {
+        match Path::new(path).strip_prefix(self.base()) {
             Ok(rel) => format!("/{}", rel.display()),
             Err(_) => path.to_string(),
         }
@@ -94,22 +81,6 @@ impl Host {
     }
 }
 
-/// A `Key:   123 kB` value from /proc/meminfo.
-pub fn meminfo_kb(text: &str, key: &str) -> Option<u64> {
-    text.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        (k == key).then(|| v.split_whitespace().next()?.parse().ok())?
-    })
-}
-
-/// A value from `key value` lines (memory.events, memory.stat, /proc/vmstat).
-pub fn key_values(text: &str, key: &str) -> Option<u64> {
-    text.lines().find_map(|l| {
-        let mut f = l.split_whitespace();
-        (f.next()? == key).then(|| f.next()?.parse().ok())?
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,11 +102,7 @@ mod tests {
         let h = Host::new(PathBuf::from("/tmp/fx"));
         assert_eq!(h.path("/etc/pam.d"), PathBuf::from("/tmp/fx/etc/pam.d"));
         assert_eq!(
-            h.cgroup("/user.slice/user-1001.slice"),
-            PathBuf::from("/tmp/fx/sys/fs/cgroup/user.slice/user-1001.slice")
-        );
-        assert_eq!(
-            h.display(Path::new("/tmp/fx/etc/contain/policy.toml")),
+            h.unroot("/tmp/fx/etc/contain/policy.toml"),
             "/etc/contain/policy.toml"
         );
         assert!(!h.is_live());

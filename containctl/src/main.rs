@@ -3,8 +3,6 @@
 
 mod accounts;
 mod apply;
-mod caps;
-mod cgroup;
 mod check;
 mod docker;
 mod explain;
@@ -22,7 +20,8 @@ mod validate;
 mod cli_tests;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use contain_generator::{Outcome, STATE_DIR, write_atomic};
+use contain_host::paths::STATE_DIR;
+use contain_host::{Outcome, write_atomic};
 use host::Host;
 use serde::Serialize;
 use std::io::Write;
@@ -130,6 +129,10 @@ enum Cmd {
         /// Edit this file instead of /etc/docker/daemon.json.
         #[arg(long, value_name = "FILE")]
         daemon_json: Option<PathBuf>,
+        /// Leave a cgroup-parent the admin set to something else alone (the package's
+        /// postinst runs it this way).
+        #[arg(long)]
+        keep_other: bool,
     },
     /// Print a shell completion script (the package installs them).
     #[command(hide = true)]
@@ -323,10 +326,13 @@ fn run(cli: Cli) -> u8 {
                 }
             }
         }
-        Cmd::DockerSetup { daemon_json } => {
+        Cmd::DockerSetup {
+            daemon_json,
+            keep_other,
+        } => {
             let path = docker::daemon_json(&host, daemon_json.as_deref());
             let shown = path.display();
-            match docker::setup(&host, &path) {
+            match docker::setup(&host, &path, keep_other) {
                 Ok(docker::Outcome::AlreadySet) => {
                     println!("{shown} already routes containers into docker.slice");
                     OK
@@ -344,6 +350,12 @@ fn run(cli: Cli) -> u8 {
                             "{shown}: added cgroup-parent docker.slice; other keys kept (restart docker to apply)"
                         ),
                     }
+                    OK
+                }
+                Ok(docker::Outcome::KeptOther(p)) => {
+                    println!(
+                        "{shown}: cgroup-parent is `{p}`, set by the admin: left alone, containers do not go to docker.slice"
+                    );
                     OK
                 }
                 Ok(docker::Outcome::NoDocker) => {

@@ -1,9 +1,9 @@
 //! `containctl metrics`: the status figures in Prometheus text exposition format (0.0.4), for
 //! node-exporter's textfile collector.
 
-use crate::cgroup::Cap;
 use crate::host::Host;
 use crate::status::{Report, Row};
+use contain_host::Cap;
 use contain_policy::{Policy, aggregate};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -15,11 +15,21 @@ pub struct OomdKills {
     pub by: BTreeMap<(String, String), u64>,
 }
 
-/// Counts oomd's `Killed … due to …` lines (its journal, message text only).
+/// Counts oomd's kill lines (its journal, message text only), in the wording of systemd 252
+/// to 257 (`Killed CGROUP due to …`) and of later releases (`Marked CGROUP for killing due to …`):
+/// `… due to memory pressure for TREE being …` and, for swap, `… due to memory used (…) /
+/// total (…) and swap used (…) / total (…) being more than …` (before 248: `due to swap used`).
 pub fn parse_oomd_journal(text: &str) -> OomdKills {
     let mut kills = OomdKills::default();
     for line in text.lines() {
-        let Some(rest) = line.trim().strip_prefix("Killed ") else {
+        let line = line.trim();
+        let rest = if let Some(rest) = line.strip_prefix("Killed ") {
+            rest
+        } else if let Some(rest) = line.strip_prefix("Marked ")
+            && rest.contains(" for killing due to ")
+        {
+            rest
+        } else {
             continue;
         };
         let (reason, tree) = if let Some((_, after)) = rest.split_once(" due to memory pressure for ") {
@@ -27,7 +37,8 @@ pub fn parse_oomd_journal(text: &str) -> OomdKills {
                 "pressure",
                 after.split_whitespace().next().unwrap_or("").to_string(),
             )
-        } else if rest.contains(" due to swap used") {
+        } else if rest.contains(" due to memory used (") || rest.contains(" due to swap used") {
+            // Swap is system-wide: the root is the tree.
             ("swap", "/".to_string())
         } else {
             continue;
@@ -85,9 +96,11 @@ impl Out {
 }
 
 fn cap(c: Option<Cap>) -> Option<String> {
-    c.map(|c| match c {
-        Cap::Value(v) => v.to_string(),
-        Cap::Max => "+Inf".into(),
+    // A file that holds no limit gives no sample rather than a made-up one.
+    c.and_then(|c| match c {
+        Cap::Value(v) => Some(v.to_string()),
+        Cap::Max => Some("+Inf".into()),
+        Cap::Unreadable => None,
     })
 }
 
@@ -341,6 +354,33 @@ Killed /user.slice/user-1001.slice/session-4.scope due to swap used (900) / tota
         assert_eq!(k.by.get(&("pressure".into(), "/user.slice".into())), Some(&2));
         assert_eq!(k.by.get(&("pressure".into(), "/docker.slice".into())), Some(&1));
         assert_eq!(k.by.get(&("swap".into(), "/".into())), Some(&1));
+    }
+
+    /// The lines systemd-oomd 252 (bookworm) and 257 (trixie) log, from src/oom/oomd-manager.c:
+    /// `Killed %s due to memory used (%PRIu64) / total (%PRIu64) and swap used (%PRIu64) /
+    /// total (%PRIu64) being more than %PERMYRIAD` and `Killed %s due to memory pressure for %s
+    /// being %lu.%02lu%% > %lu.%02lu%% for > %s with reclaim activity`; later releases say
+    /// `Marked %s for killing due to …`.
+    #[test]
+    fn counts_the_kills_of_systemd_252_and_257_in_their_own_words() {
+        let journal = "\
+Considered 2 cgroups for killing, top candidates were:
+        Path: /user.slice/user-1001.slice/session-4.scope
+                Swap Usage: 912.0M
+Killed /user.slice/user-1001.slice/session-4.scope due to memory used (3954180096) / total (4107448320) and swap used (912261120) / total (1073737728) being more than 80.00%
+Killed /user.slice/user-1002.slice/user@1002.service/app.slice/run-u7.service due to memory used (3998000000) / total (4107448320) and swap used (1000000000) / total (1073737728) being more than 90.00%
+Killed /user.slice/user-1001.slice/session-7.scope due to memory pressure for /user.slice/user-1001.slice being 71.48% > 60.00% for > 20s with reclaim activity
+Marked /docker.slice/docker-ab.scope for killing due to memory used (15449980928) / total (16437264384) and swap used (14808154112) / total (16436412416) being more than 90.00%
+Failed to kill any cgroups based on swap: No such file or directory
+";
+        let k = parse_oomd_journal(journal);
+        assert_eq!(k.by.get(&("swap".into(), "/".into())), Some(&3), "{k:?}");
+        assert_eq!(
+            k.by.get(&("pressure".into(), "/user.slice/user-1001.slice".into())),
+            Some(&1),
+            "{k:?}"
+        );
+        assert_eq!(k.by.values().sum::<u64>(), 4, "{k:?}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Which policy containctl looks at, loaded exactly as the generator loads it.
 
 use crate::host::Host;
-use contain_generator::{Loaded, POLICY_PATH, load};
+use contain_host::paths::POLICY as POLICY_PATH;
+use contain_host::{Loaded, load};
 use contain_policy::Policy;
 use std::path::{Path, PathBuf};
 

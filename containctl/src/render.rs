@@ -3,22 +3,21 @@
 
 use crate::accounts;
 use crate::host::Host;
-use contain_generator::{Loaded, OOMD_DIR, generate};
+use contain_generator::generate;
+use contain_host::Loaded;
+use contain_host::paths::OOMD_DIR;
 use contain_policy::{OOMD_DROPIN, render};
 use serde::Serialize;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 pub const GENERATOR_DIR: &str = "/run/systemd/generator";
-const OOMD_UNITS: [&str; 2] = [
-    "/usr/lib/systemd/system/systemd-oomd.service",
-    "/lib/systemd/system/systemd-oomd.service",
-];
 
 /// Writes what the generator would write: units under `out`, the oomd drop-in under `oomd_out`.
 pub fn write(host: &Host, loaded: &Loaded, out: &Path, oomd_out: &Path) -> Result<Vec<String>, String> {
     let accounts = accounts::files(host);
-    let oomd_unit = host.find(&OOMD_UNITS);
+    // The link points at the host's unit, as the generator's does.
+    let oomd_unit = host.oomd_unit().map(|found| PathBuf::from(host.display(&found)));
     let users: Vec<_> = accounts.iter().map(|a| a.local()).collect();
     let (status, err) = generate(loaded, &users, out, Some(oomd_out), oomd_unit.as_deref());
     match err {

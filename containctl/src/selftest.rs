@@ -7,8 +7,9 @@
 //! Every unit lives in `contain_selftest.slice`; it is stopped and reverted on the way out,
 //! on failure and on Ctrl-C too. A real user's slice is never touched.
 
-use crate::cgroup::{Stats, parse_pressure};
 use crate::host::{Host, key_values};
+use contain_host::Stats;
+use contain_host::cgroupfs::parse_pressure;
 use contain_policy::Policy;
 use contain_policy::value::{Span, human_bytes};
 use serde::Serialize;

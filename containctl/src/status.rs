@@ -1,10 +1,11 @@
 //! `containctl status`: every user slice and policed tree, live from cgroupfs, against the policy.
 
 use crate::accounts;
-use crate::caps::{Machine, Mismatch, compare};
-use crate::cgroup::{Cap, Stats, children, walk};
 use crate::host::Host;
 use crate::table::{Table, bytes};
+use contain_host::cgroupfs::{children, walk};
+use contain_host::drift::{Machine, Mismatch, compare};
+use contain_host::{Cap, Stats};
 use contain_policy::value::{Size, Tasks};
 use contain_policy::{Limits, Policy, Resolution};
 use serde::{Deserialize, Serialize};
@@ -229,6 +230,7 @@ fn cap_cell(c: Option<Cap>) -> String {
     match c {
         None => "-".into(),
         Some(Cap::Max) => "max".into(),
+        Some(Cap::Unreadable) => "?".into(),
         Some(Cap::Value(v)) => bytes(Some(v)),
     }
 }

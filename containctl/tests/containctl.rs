@@ -505,8 +505,9 @@ fn check_warns_about_configurations_that_hang() {
         .iter()
         .filter(|f| f["what"].as_str().unwrap().contains("D state"))
         .collect();
-    // [users], alice's override and the t3-serve tree all throttle below their ceiling with no swap.
-    assert_eq!(hang.len(), 3, "{v:#}");
+    // [users], alice's and the ldaphpc group's overrides and the t3-serve tree all throttle below
+    // their ceiling with no swap.
+    assert_eq!(hang.len(), 4, "{v:#}");
     let users = hang[0]["what"].as_str().unwrap();
     assert!(
         users.starts_with("[users]: memory_high 600M < memory_max 800M with memory_swap_max = 0"),
@@ -625,27 +626,26 @@ fn render_is_byte_identical_to_the_generator() {
         "examples/devvm.toml",
         "tests/vm/policy.toml",
     ] {
-        let policy = workspace().join(policy);
+        // The generator and containctl look at the same fixture root (CONTAIN_ROOT / --root).
+        let h = host(); // its /etc/passwd and /etc/group are the same fixtures
+        put(
+            h.path(),
+            "etc/contain/policy.toml",
+            &fs::read_to_string(workspace().join(policy)).unwrap(),
+        );
         let gen_out = tempfile::tempdir().unwrap();
         let o = Command::new(generator_binary())
             .arg(gen_out.path().join("normal"))
-            .env("CONTAIN_POLICY", &policy)
-            .env("CONTAIN_STATE_DIR", gen_out.path().join("state"))
-            .env("CONTAIN_OOMD_DIR", gen_out.path().join("oomd"))
-            .env("CONTAIN_ETC", workspace().join("tests/fixtures/etc"))
+            .env("CONTAIN_ROOT", h.path())
             .env("CONTAIN_LOG", "stderr")
             .output()
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-
-        let h = host(); // its /etc/passwd and /etc/group are the same fixtures
         let ours = tempfile::tempdir().unwrap();
         let out = containctl(
             h.path(),
             &[
                 "render",
-                "--policy",
-                policy.to_str().unwrap(),
                 "--out",
                 ours.path().join("normal").to_str().unwrap(),
                 "--oomd-out",
@@ -655,10 +655,10 @@ fn render_is_byte_identical_to_the_generator() {
         assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
         let theirs = tree(&gen_out.path().join("normal"));
         assert!(theirs.len() >= 5, "{theirs:?}");
-        assert_eq!(tree(&ours.path().join("normal")), theirs, "{}", policy.display());
+        assert_eq!(tree(&ours.path().join("normal")), theirs, "{policy}");
         assert_eq!(
             tree(&ours.path().join("oomd")),
-            tree(&gen_out.path().join("oomd"))
+            tree(&h.path().join("run/systemd/oomd.conf.d"))
         );
     }
 }
@@ -825,6 +825,32 @@ fn docker_setup_merges_keeps_keys_and_is_idempotent() {
     assert_eq!(
         std::os::unix::fs::MetadataExt::ino(&fs::metadata(&path).unwrap()),
         inode
+    );
+}
+
+#[test]
+fn docker_setup_keep_other_never_replaces_the_admins_cgroup_parent() {
+    let h = host();
+    let r = h.path();
+    let path = r.join("etc/docker/daemon.json");
+    let admins = "{\n  \"cgroup-parent\": \"ci.slice\",\n  \"debug\": true\n}\n";
+    fs::write(&path, admins).unwrap();
+    let o = containctl(r, &["docker-setup", "--keep-other"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        stdout(&o).contains("`ci.slice`, set by the admin: left alone"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(fs::read_to_string(&path).unwrap(), admins);
+    // Without a cgroup-parent of its own, the key is added; other keys kept.
+    fs::write(&path, "{\"debug\": true}\n").unwrap();
+    let o = containctl(r, &["docker-setup", "--keep-other"]);
+    assert_eq!(code(&o), 0);
+    let v: serde_json::Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"debug": true, "cgroup-parent": "docker.slice"})
     );
 }
 

@@ -1,4 +1,5 @@
-//! The generator run as systemd runs it: a process, temp output dirs, env-moved paths.
+//! The generator run as systemd runs it: a process, temp output dirs, every host path under a
+//! fixture root (`CONTAIN_ROOT`).
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -22,8 +23,14 @@ impl Run {
     fn units(&self) -> PathBuf {
         self.dir.path().join("normal")
     }
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+    fn oomd(&self) -> PathBuf {
+        self.root().join("run/systemd/oomd.conf.d")
+    }
     fn json(&self) -> serde_json::Value {
-        let text = fs::read_to_string(self.dir.path().join("state/generator.json")).unwrap();
+        let text = fs::read_to_string(self.root().join("run/contain/generator.json")).unwrap();
         serde_json::from_str(&text).unwrap()
     }
     fn read(&self, rel: &str) -> String {
@@ -31,9 +38,23 @@ impl Run {
     }
 }
 
-/// Runs the generator with the policy path as given (relative to the workspace root).
+/// Runs the generator on a fixture root whose /etc/contain/policy.toml is a link to `policy`
+/// (relative to the workspace root; none when it does not exist), with its `policy.d` beside it.
 fn run(policy: &str) -> Run {
     let dir = tempfile::tempdir().unwrap();
+    let etc = dir.path().join("root/etc");
+    fs::create_dir_all(etc.join("contain")).unwrap();
+    for f in ["passwd", "group"] {
+        fs::copy(workspace().join("tests/fixtures/etc").join(f), etc.join(f)).unwrap();
+    }
+    let target = workspace().join(policy);
+    if fs::symlink_metadata(&target).is_ok() {
+        std::os::unix::fs::symlink(&target, etc.join("contain/policy.toml")).unwrap();
+        let dropins = target.with_file_name("policy.d");
+        if dropins.is_dir() {
+            std::os::unix::fs::symlink(&dropins, etc.join("contain/policy.d")).unwrap();
+        }
+    }
     let out = Command::new(env!("CARGO_BIN_EXE_contain-generator"))
         .current_dir(workspace())
         .args([
@@ -41,10 +62,7 @@ fn run(policy: &str) -> Run {
             dir.path().join("early"),
             dir.path().join("late"),
         ])
-        .env("CONTAIN_POLICY", policy)
-        .env("CONTAIN_STATE_DIR", dir.path().join("state"))
-        .env("CONTAIN_OOMD_DIR", dir.path().join("oomd"))
-        .env("CONTAIN_ETC", "tests/fixtures/etc")
+        .env("CONTAIN_ROOT", dir.path().join("root"))
         .env("CONTAIN_LOG", "stderr")
         .output()
         .unwrap();
@@ -81,7 +99,7 @@ fn golden(name: &str, policy: &str) {
     let expected_dir = workspace().join("generator/tests/golden").join(name);
     let mut got = tree(&r.units());
     got.extend(
-        tree(&r.dir.path().join("oomd"))
+        tree(&r.oomd())
             .into_iter()
             .map(|(p, t)| (format!("oomd.conf.d/{p}"), t)),
     );
@@ -181,7 +199,7 @@ fn broken_policy_falls_back(text: &str, mode: u32, expect: &str) {
         users.contains("MemoryMax=50%") && users.contains("(built-in default policy)"),
         "{users}"
     );
-    assert!(r.dir.path().join("oomd/50-contain.conf").exists());
+    assert!(r.oomd().join("50-contain.conf").exists());
 }
 
 #[test]
@@ -298,9 +316,7 @@ fn unwritable_output_fails_without_panic() {
     fs::write(&blocker, "a file where a directory should be").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_contain-generator"))
         .arg(&blocker)
-        .env("CONTAIN_POLICY", "/nonexistent")
-        .env("CONTAIN_STATE_DIR", dir.path().join("state"))
-        .env("CONTAIN_OOMD_DIR", dir.path().join("oomd"))
+        .env("CONTAIN_ROOT", dir.path())
         .env("CONTAIN_LOG", "stderr")
         .output()
         .unwrap();

@@ -60,7 +60,11 @@ impl fmt::Display for LookupError {
 /// What the child process sends back.
 #[derive(Serialize, Deserialize)]
 enum Answer {
-    Found { name: String, uid: u32, groups: Vec<String> },
+    Found {
+        name: String,
+        uid: u32,
+        groups: Vec<String>,
+    },
     NotFound,
     Failed(String),
 }
@@ -105,8 +109,10 @@ pub fn group_exists(root: &Root, name: &str, timeout: Duration) -> Result<bool, 
         return Ok(text.lines().any(|l| l.split(':').next() == Some(name)));
     }
     let name = name.to_string();
-    let answer = in_child(&format!("group {}", shown(&name)), timeout, move || {
-        match Group::from_name(&name) {
+    let answer = in_child(
+        &format!("group {}", shown(&name)),
+        timeout,
+        move || match Group::from_name(&name) {
             Ok(Some(g)) => Answer::Found {
                 name: g.name,
                 uid: g.gid.as_raw(),
@@ -114,8 +120,8 @@ pub fn group_exists(root: &Root, name: &str, timeout: Duration) -> Result<bool, 
             },
             Ok(None) | Err(Errno::ENOENT | Errno::ESRCH | Errno::EBADF | Errno::EPERM) => Answer::NotFound,
             Err(e) => Answer::Failed(format!("cannot look up group: {e}")),
-        }
-    })?;
+        },
+    )?;
     match answer {
         Answer::Found { .. } => Ok(true),
         Answer::NotFound => Ok(false),
@@ -288,8 +294,16 @@ mod tests {
             std::thread::sleep(Duration::from_secs(30));
             Answer::NotFound
         });
-        assert!(matches!(got, Err(LookupError::TimedOut { .. })), "{:?}", got.err());
-        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        assert!(
+            matches!(got, Err(LookupError::TimedOut { .. })),
+            "{:?}",
+            got.err()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ use crate::files::read_small;
 use crate::root::Root;
 use serde::{Serialize, Serializer};
 use std::fs;
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 /// A cgroup limit file: a number, or `max`.
@@ -12,6 +13,9 @@ use std::path::{Path, PathBuf};
 pub enum Cap {
     Value(u64),
     Max,
+    /// The file is there but holds no limit the kernel would write (or cannot be read): never
+    /// taken for the policy's value.
+    Unreadable,
 }
 
 impl Cap {
@@ -25,7 +29,7 @@ impl Cap {
     pub fn value(self) -> Option<u64> {
         match self {
             Cap::Value(v) => Some(v),
-            Cap::Max => None,
+            Cap::Max | Cap::Unreadable => None,
         }
     }
 }
@@ -35,6 +39,7 @@ impl Serialize for Cap {
         match self {
             Cap::Value(v) => s.serialize_u64(*v),
             Cap::Max => s.serialize_str("max"),
+            Cap::Unreadable => s.serialize_str("unreadable"),
         }
     }
 }
@@ -116,7 +121,12 @@ impl Stats {
     pub fn read(dir: &Path) -> Stats {
         let file = |name: &str| read_small(&dir.join(name)).ok();
         let num = |name: &str| file(name).and_then(|t| t.trim().parse().ok());
-        let cap = |name: &str| file(name).and_then(|t| Cap::parse(&t));
+        // Missing: the controller is off or the slice is new. There but no limit: unreadable.
+        let cap = |name: &str| match read_small(&dir.join(name)) {
+            Ok(text) => Some(Cap::parse(&text).unwrap_or(Cap::Unreadable)),
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => None,
+            Err(_) => Some(Cap::Unreadable),
+        };
         let events = file("memory.events").unwrap_or_default();
         let event = |key: &str| key_value(&events, key);
         Stats {
@@ -241,7 +251,10 @@ mod tests {
         let events = "low 0\nhigh 1836\nmax 0\noom 0\noom_kill 2\noom_group_kill 0\n";
         assert_eq!(key_value(events, "oom_kill"), Some(2));
         assert_eq!(key_value(events, "oom"), Some(0));
-        assert_eq!(meminfo_kb("MemTotal:  32858852 kB\nSwapTotal: 0 kB\n", "MemTotal"), Some(32858852));
+        assert_eq!(
+            meminfo_kb("MemTotal:  32858852 kB\nSwapTotal: 0 kB\n", "MemTotal"),
+            Some(32858852)
+        );
     }
 
     #[test]
@@ -266,7 +279,10 @@ mod tests {
 
     #[test]
     fn user_slices_and_slice_paths() {
-        assert_eq!(user_slice_uid("/user.slice/user-1000.slice/session-3.scope"), Some(1000));
+        assert_eq!(
+            user_slice_uid("/user.slice/user-1000.slice/session-3.scope"),
+            Some(1000)
+        );
         assert_eq!(user_slice_uid("/user.slice/user-0.slice"), Some(0));
         assert_eq!(user_slice_uid("/user.slice/user-x.slice"), None);
         assert_eq!(user_slice_uid("/system.slice/cron.service"), None);
@@ -306,6 +322,8 @@ mod tests {
         assert_eq!(s.pids_max, Some(Cap::Value(4096)));
         assert_eq!((s.cpu_weight, s.io_weight), (Some(100), Some(50)));
         assert_eq!((s.events_high, s.oom_kill), (Some(3), Some(1)));
-        assert_eq!((s.memory_current, s.swap_max), (None, None));
+        assert_eq!((s.memory_current, s.swap_max), (None, Some(Cap::Unreadable)));
+        fs::write(dir.path().join("memory.high"), "banana\n").expect("write");
+        assert_eq!(Stats::read(dir.path()).memory_high, Some(Cap::Unreadable));
     }
 }

@@ -91,6 +91,7 @@ impl fmt::Display for Mismatch {
 fn show_cap(c: Cap, bytes: bool) -> String {
     match c {
         Cap::Max => "infinity".into(),
+        Cap::Unreadable => "unreadable (the cgroup file holds no limit)".into(),
         Cap::Value(v) if bytes => human_bytes(v),
         Cap::Value(v) => v.to_string(),
     }

@@ -76,8 +76,11 @@ mod tests {
     fn small_reads_never_hang_and_never_run_long() {
         let dir = tempfile::tempdir().expect("tmp");
         let fifo = dir.path().join("fifo");
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR)
-            .expect("mkfifo");
+        nix::unistd::mkfifo(
+            &fifo,
+            nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR,
+        )
+        .expect("mkfifo");
         assert_eq!(read_small(&fifo).expect("a FIFO reads as empty"), "");
         assert!(read_small(Path::new("/dev/zero")).is_err());
         let plain = dir.path().join("memory.max");

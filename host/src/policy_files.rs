@@ -2,6 +2,7 @@
 //! on the open file (owner, mode, size) and read with a bound.
 
 use crate::files::{open_nonblocking, read_bounded};
+use crate::root::{Root, paths};
 use contain_policy::{Policy, Source, builtin_default, parse};
 use serde::{Deserialize, Serialize};
 use std::fs;
@@ -44,6 +45,14 @@ fn is_dropin_name(name: &str) -> bool {
 
 /// Reads the main file and its drop-ins in merge order. `Ok(None)` when the main file is absent.
 pub fn read_sources(main: &Path) -> Result<Option<Vec<(String, String)>>, Vec<String>> {
+    read_sources_shown(main, &|p| p.display().to_string())
+}
+
+/// [`read_sources`], naming each file with `shown` (the host's path under a test root).
+fn read_sources_shown(
+    main: &Path,
+    shown: &dyn Fn(&Path) -> String,
+) -> Result<Option<Vec<(String, String)>>, Vec<String>> {
     if let Err(e) = fs::symlink_metadata(main)
         && e.kind() == std::io::ErrorKind::NotFound
     {
@@ -63,8 +72,8 @@ pub fn read_sources(main: &Path) -> Result<Option<Vec<(String, String)>>, Vec<St
     let mut errors = Vec::new();
     for path in files {
         match read_checked(&path) {
-            Ok(text) => out.push((path.display().to_string(), text)),
-            Err(e) => errors.push(format!("{}: {e}", path.display())),
+            Ok(text) => out.push((shown(&path), text)),
+            Err(e) => errors.push(format!("{}: {e}", shown(&path))),
         }
     }
     if errors.is_empty() {
@@ -111,12 +120,21 @@ fn read_checked(path: &Path) -> Result<String, String> {
 
 /// The policy to enforce: the admin's when valid, else the shipped default. Never fails.
 pub fn load(main: &Path) -> Loaded {
+    load_shown(main, &|p| p.display().to_string())
+}
+
+/// [`load`] for the host's policy file under `root`, named as the admin knows it.
+pub fn load_root(root: &Root) -> Loaded {
+    load_shown(&root.path(paths::POLICY), &|p| root.display(p))
+}
+
+fn load_shown(main: &Path, shown: &dyn Fn(&Path) -> String) -> Loaded {
     let fallback = |errors| Loaded {
         policy: builtin_default(),
         outcome: Outcome::Fallback,
         errors,
     };
-    let sources = match read_sources(main) {
+    let sources = match read_sources_shown(main, shown) {
         Ok(None) => {
             return Loaded {
                 policy: builtin_default(),
@@ -172,11 +190,18 @@ mod tests {
     fn a_fifo_or_endless_file_in_place_of_the_policy_is_refused_without_blocking() {
         let (dir, main) = tree();
         fs::remove_file(&main).expect("rm");
-        nix::unistd::mkfifo(&main, nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR)
-            .expect("mkfifo");
+        nix::unistd::mkfifo(
+            &main,
+            nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR,
+        )
+        .expect("mkfifo");
         let loaded = load(&main);
         assert_eq!(loaded.outcome, Outcome::Fallback);
-        assert!(loaded.errors[0].contains("not a regular file"), "{:?}", loaded.errors);
+        assert!(
+            loaded.errors[0].contains("not a regular file"),
+            "{:?}",
+            loaded.errors
+        );
         // A symlink to a file that never ends.
         fs::remove_file(&main).expect("rm");
         let endless = dir.path().join("endless");

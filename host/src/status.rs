@@ -60,6 +60,9 @@ mod tests {
         status.write(&root).expect("write");
         assert_eq!(GeneratorStatus::read(&root), Ok(status));
         std::fs::write(root.path(paths::GENERATOR_STATUS), "{").expect("write");
-        assert!(matches!(GeneratorStatus::read(&root), Err(StatusError::Unreadable(_))));
+        assert!(matches!(
+            GeneratorStatus::read(&root),
+            Err(StatusError::Unreadable(_))
+        ));
     }
 }

@@ -24,12 +24,12 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(2000);
 impl Default for Args {
     fn default() -> Self {
         Args {
-            policy: PathBuf::from(contain_generator::POLICY_PATH),
+            policy: PathBuf::from(contain_host::paths::POLICY),
             debug: false,
             timeout: DEFAULT_TIMEOUT,
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
             proc_cgroup: PathBuf::from("/proc/self/cgroup"),
-            notices: PathBuf::from("/var/lib/contain/notices"),
+            notices: PathBuf::from(contain_host::paths::NOTICES),
             panic_for_test: false,
         }
     }

@@ -1,13 +1,16 @@
 //! The decision: who is logging in, where the process is, what the slice enforces now → what to do.
 //! Pure: every input is a value, so every branch has a unit test.
 
+use contain_host::cgroupfs::user_slice_uid;
+use contain_host::drift::{compare, to_repair};
+use contain_host::{Machine, Stats};
 use contain_policy::unit::user_slice;
-use contain_policy::value::{Size, Tasks, human_bytes};
-use contain_policy::{Exemption, FailureAction, Limits, Policy, Resolution};
+use contain_policy::{Exemption, FailureAction, Policy, Resolution};
 use contain_systemd::{Property, properties_for};
 
-/// The account the session is for, resolved through NSS. The name is only matched against the
-/// policy; units are named by UID.
+/// The account the session is for, resolved through NSS. `name` is the account's canonical name
+/// (what NSS answers, not what was typed): the policy's names are matched against it. Units are
+/// named by UID only.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct User {
     pub uid: u32,
@@ -21,47 +24,6 @@ impl User {
     }
 }
 
-/// A cgroup limit file's value: `max`, or a number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Limit {
-    Max,
-    Value(u64),
-    /// The file is there but could not be read, or holds neither: never taken as the policy's.
-    Unreadable,
-}
-
-impl Limit {
-    /// Parses `max` or a number, as in memory.max or pids.max.
-    pub fn parse(text: &str) -> Option<Limit> {
-        match text.trim() {
-            "max" => Some(Limit::Max),
-            t => t.parse().ok().map(Limit::Value),
-        }
-    }
-}
-
-/// What the user's slice enforces now, from cgroupfs. `None`: the file is missing (controller
-/// off, or the slice does not exist yet); [`Limit::Unreadable`]: there but not understood.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SliceState {
-    pub memory_high: Option<Limit>,
-    pub memory_max: Option<Limit>,
-    pub memory_swap_max: Option<Limit>,
-    pub pids_max: Option<Limit>,
-    pub cpu_weight: Option<u64>,
-    pub io_weight: Option<u64>,
-}
-
-/// The machine facts percentages resolve against.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Machine {
-    /// Physical memory in bytes (what systemd's `N%` means).
-    pub ram: u64,
-    pub page_size: u64,
-    /// The kernel's task limit (what `TasksMax=N%` means).
-    pub tasks_total: u64,
-}
-
 /// Everything the decision needs.
 pub struct Situation<'a> {
     pub policy: &'a Policy,
@@ -69,28 +31,27 @@ pub struct Situation<'a> {
     /// This process's cgroup v2 path (`/user.slice/user-1000.slice/session-3.scope`), if known.
     pub cgroup: Option<&'a str>,
     /// The target user's slice, as cgroupfs shows it.
-    pub slice: &'a SliceState,
+    pub slice: &'a Stats,
     pub machine: Machine,
-    pub pid: u32,
+    /// The name a new scope gets, if one is needed (unique: see [`scope_name`]).
+    pub scope: &'a str,
 }
 
 /// What open_session does.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// The policy never caps this user.
+    /// The policy never caps this user, and nothing caps the session now.
     Nothing(Exemption),
     /// In the user's slice, and the slice has the policy's caps.
     InPlace { slice: String },
     /// In the user's slice, but some caps differ: set these at runtime.
     Repair {
         slice: String,
-        /// The caps come from an `[[override]]`: the slice starts with `[users]` caps and gets
-        /// the user's own at login, so a difference is expected, not a repair.
-        per_user: bool,
+        why: RepairKind,
         differences: Vec<String>,
         props: Vec<Property>,
     },
-    /// Elsewhere (cron, sudo -u, su from another user's session): move into a new scope there.
+    /// Elsewhere (cron, sudo, su from another user's session): move into a new scope there.
     MoveToScope {
         slice: String,
         scope: String,
@@ -99,41 +60,83 @@ pub enum Action {
     },
 }
 
+/// Why a slice's caps are set at login.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RepairKind {
+    /// They drifted from the policy (someone's `systemctl set-property`, a lost drop-in).
+    Drift,
+    /// They come from an `[[override]]`: the slice starts with `[users]` caps and gets the user's
+    /// own at login, so a difference is expected.
+    Override,
+    /// An exempt account (root, a listed or directory account the generator did not see at boot)
+    /// in a slice that carries the template's caps: they are lifted.
+    Lift,
+}
+
 /// Decides what to do for this login.
 pub fn decide(s: &Situation<'_>) -> Action {
     let groups = s.user.group_refs();
-    let (limits, per_user) = match s.policy.resolve(s.user.uid, &s.user.name, &groups) {
-        Resolution::Exempt(why) => return Action::Nothing(why),
-        Resolution::Capped(eff) => (eff.limits(), eff.from_override()),
-    };
     let slice = user_slice(s.user.uid);
     let slice_path = format!("/user.slice/{slice}");
     let inside = s
         .cgroup
         .is_some_and(|cg| cg == slice_path || cg.starts_with(&format!("{slice_path}/")));
-    if !inside {
-        return Action::MoveToScope {
-            scope: scope_name(s.user.uid, s.pid),
-            from: s.cgroup.unwrap_or("(unknown cgroup)").to_string(),
-            slice,
+    let move_here = || Action::MoveToScope {
+        scope: s.scope.to_string(),
+        from: s.cgroup.unwrap_or("(unknown cgroup)").to_string(),
+        slice: slice.clone(),
+    };
+    let (limits, why) = match s.policy.resolve(s.user.uid, &s.user.name, &groups) {
+        Resolution::Exempt(exemption) => {
+            // `sudo -i`, `su -` from a capped user's session: out of that user's caps, into the
+            // exempt account's own slice. Elsewhere (cron in system.slice) it stays put.
+            let in_other_users_slice = s
+                .cgroup
+                .and_then(user_slice_uid)
+                .is_some_and(|uid| uid != s.user.uid);
+            if in_other_users_slice {
+                return move_here();
+            }
+            if !inside {
+                return Action::Nothing(exemption);
+            }
+            (s.policy.users.limits.lifted(), RepairKind::Lift)
+        }
+        Resolution::Capped(eff) => {
+            if !inside {
+                return move_here();
+            }
+            let why = if eff.from_override() {
+                RepairKind::Override
+            } else {
+                RepairKind::Drift
+            };
+            (eff.limits(), why)
+        }
+    };
+    let mut mismatches = compare(&s.machine, &limits, s.slice);
+    if why == RepairKind::Lift {
+        // Only a cap that is there is lifted: a missing file (a new slice) caps nothing.
+        mismatches.retain(|m| m.live.is_some());
+    }
+    if mismatches.is_empty() {
+        return match s.policy.exemption(s.user.uid, &s.user.name) {
+            Some(exemption) => Action::Nothing(exemption),
+            None => Action::InPlace { slice },
         };
     }
-    let (differences, wanted) = compare(&limits, s.slice, s.machine);
-    if differences.is_empty() {
-        Action::InPlace { slice }
-    } else {
-        Action::Repair {
-            slice,
-            per_user,
-            differences,
-            props: properties_for(&wanted),
-        }
+    Action::Repair {
+        slice,
+        why,
+        differences: mismatches.iter().map(ToString::to_string).collect(),
+        props: properties_for(&to_repair(&limits, &mismatches)),
     }
 }
 
-/// The scope a moved process gets: named by UID and PID only, unique while the process lives.
-pub fn scope_name(uid: u32, pid: u32) -> String {
-    format!("contain-{uid}-{pid}.scope")
+/// The scope a moved process gets: named by UID, PID and the time since boot, so a scope left by
+/// an earlier process with the same PID (nohup'd, still running) never collides with it.
+pub fn scope_name(uid: u32, pid: u32, boot_ns: u128) -> String {
+    format!("contain-{uid}-{pid}-{boot_ns}.scope")
 }
 
 /// What to do when placing the session failed.
@@ -156,113 +159,10 @@ pub fn on_failure(policy: &Policy, user: &User) -> Verdict {
     }
 }
 
-/// Compares the slice with the policy. Returns the differences, for the log, and the subset of
-/// the limits to set again.
-fn compare(limits: &Limits, now: &SliceState, m: Machine) -> (Vec<String>, Limits) {
-    let mut diffs = Vec::new();
-    let mut wanted = Limits::default();
-    let memory = |size: Size, actual: Option<Limit>, name: &str, diffs: &mut Vec<String>| -> bool {
-        let ok = memory_matches(size, actual, m);
-        if !ok {
-            diffs.push(format!("{name} is {}, policy says {size}", show(actual, true)));
-        }
-        !ok
-    };
-    if let Some(size) = limits.memory_high
-        && memory(size, now.memory_high, "MemoryHigh", &mut diffs)
-    {
-        wanted.memory_high = Some(size);
-    }
-    if let Some(size) = limits.memory_max
-        && memory(size, now.memory_max, "MemoryMax", &mut diffs)
-    {
-        wanted.memory_max = Some(size);
-    }
-    // memory.swap.max is missing when the kernel accounts no swap: nothing to set then.
-    if let Some(size) = limits.memory_swap_max
-        && now.memory_swap_max.is_some()
-        && memory(size, now.memory_swap_max, "MemorySwapMax", &mut diffs)
-    {
-        wanted.memory_swap_max = Some(size);
-    }
-    if let Some(tasks) = limits.tasks_max
-        && !tasks_match(tasks, now.pids_max, m.tasks_total)
-    {
-        diffs.push(format!(
-            "TasksMax is {}, policy says {tasks}",
-            show(now.pids_max, false)
-        ));
-        wanted.tasks_max = Some(tasks);
-    }
-    // A missing weight file means the controller is off there: the kernel's default, 100, applies.
-    if let Some(w) = limits.cpu_weight
-        && u64::from(w) != now.cpu_weight.unwrap_or(100)
-    {
-        diffs.push(format!(
-            "CPUWeight is {}, policy says {w}",
-            now.cpu_weight.unwrap_or(100)
-        ));
-        wanted.cpu_weight = Some(w);
-    }
-    if let Some(w) = limits.io_weight
-        && u64::from(w) != now.io_weight.unwrap_or(100)
-    {
-        diffs.push(format!(
-            "IOWeight is {}, policy says {w}",
-            now.io_weight.unwrap_or(100)
-        ));
-        wanted.io_weight = Some(w);
-    }
-    (diffs, wanted)
-}
-
-fn show(actual: Option<Limit>, bytes: bool) -> String {
-    match actual {
-        None => "unset (no such cgroup file)".into(),
-        Some(Limit::Max) => "infinity".into(),
-        Some(Limit::Unreadable) => "unreadable (the cgroup file holds no limit)".into(),
-        Some(Limit::Value(v)) if bytes => human_bytes(v),
-        Some(Limit::Value(v)) => v.to_string(),
-    }
-}
-
-/// The kernel keeps memory limits in pages, rounding down; shares of RAM may differ from
-/// systemd's own arithmetic by rounding, hence a small tolerance for them.
-fn memory_matches(size: Size, actual: Option<Limit>, m: Machine) -> bool {
-    let page = m.page_size.max(1);
-    let Some(actual) = actual else {
-        return false;
-    };
-    match (size.resolve(m.ram), actual) {
-        (None, Limit::Max) => true,
-        (_, Limit::Unreadable) | (None, Limit::Value(_)) | (Some(_), Limit::Max) => false,
-        (Some(bytes), Limit::Value(v)) => {
-            let expected = bytes / page * page;
-            let tolerance = match size {
-                Size::Permyriad(_) => m.ram / 100_000 + page,
-                _ => 0,
-            };
-            expected.abs_diff(v) <= tolerance
-        }
-    }
-}
-
-fn tasks_match(tasks: Tasks, actual: Option<Limit>, total: u64) -> bool {
-    match (tasks, actual) {
-        (_, None | Some(Limit::Unreadable)) => false,
-        (Tasks::Infinity, Some(a)) => a == Limit::Max,
-        (Tasks::Count(n), Some(a)) => a == Limit::Value(n),
-        (Tasks::Permyriad(p), Some(Limit::Value(v))) => {
-            let expected = u64::try_from(u128::from(total) * u128::from(p) / 10_000).unwrap_or(u64::MAX);
-            expected.abs_diff(v) <= total / 1000 + 1
-        }
-        (Tasks::Permyriad(_), Some(Limit::Max)) => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use contain_host::Cap;
     use contain_policy::{Source, parse};
     use contain_systemd::Value;
 
@@ -270,7 +170,7 @@ mod tests {
     const M: Machine = Machine {
         ram: 32 * GIB,
         page_size: 4096,
-        tasks_total: 4_194_303,
+        tasks: 4_194_303,
     };
 
     fn policy(extra: &str) -> Policy {
@@ -295,25 +195,36 @@ mod tests {
     }
 
     /// A slice exactly as systemd sets it for the policy above on a 32 GiB machine.
-    fn right() -> SliceState {
-        SliceState {
-            memory_high: Some(Limit::Value(12 * GIB)),
-            memory_max: Some(Limit::Value(16 * GIB)),
-            memory_swap_max: Some(Limit::Value(0)),
-            pids_max: Some(Limit::Value(4096)),
+    fn right() -> Stats {
+        Stats {
+            memory_high: Some(Cap::Value(12 * GIB)),
+            memory_max: Some(Cap::Value(16 * GIB)),
+            swap_max: Some(Cap::Value(0)),
+            pids_max: Some(Cap::Value(4096)),
             cpu_weight: Some(100),
-            io_weight: None,
+            ..Stats::default()
         }
     }
 
-    fn decide_for(p: &Policy, u: &User, cgroup: Option<&str>, slice: &SliceState) -> Action {
+    /// The slice of an exempt account, lifted at boot by the generator's drop-in.
+    fn lifted() -> Stats {
+        Stats {
+            memory_high: Some(Cap::Max),
+            memory_max: Some(Cap::Max),
+            swap_max: Some(Cap::Max),
+            pids_max: Some(Cap::Max),
+            ..Stats::default()
+        }
+    }
+
+    fn decide_for(p: &Policy, u: &User, cgroup: Option<&str>, slice: &Stats) -> Action {
         decide(&Situation {
             policy: p,
             user: u,
             cgroup,
             slice,
             machine: M,
-            pid: 4242,
+            scope: "contain-x-4242-7.scope",
         })
     }
 
@@ -324,17 +235,12 @@ mod tests {
         let p = policy("");
         let root = user(0, "root", &["root"]);
         assert_eq!(
-            decide_for(
-                &p,
-                &root,
-                Some("/system.slice/cron.service"),
-                &SliceState::default()
-            ),
+            decide_for(&p, &root, Some("/system.slice/cron.service"), &Stats::default()),
             Action::Nothing(Exemption::Root)
         );
         let daemon = user(120, "postgres", &[]);
         assert_eq!(
-            decide_for(&p, &daemon, None, &SliceState::default()),
+            decide_for(&p, &daemon, None, &Stats::default()),
             Action::Nothing(Exemption::SystemAccount { below: 1000 })
         );
         let listed = user(1500, "svc", &[]);
@@ -366,14 +272,14 @@ mod tests {
             ..M
         };
         let mut slice = right();
-        slice.memory_max = Some(Limit::Value((odd.ram / 2) / 4096 * 4096));
+        slice.memory_max = Some(Cap::Value((odd.ram / 2) / 4096 * 4096));
         let s = Situation {
             policy: &p,
             user: &alice,
             cgroup: Some(ALICE_SESSION),
             slice: &slice,
             machine: odd,
-            pid: 1,
+            scope: "s",
         };
         assert!(matches!(decide(&s), Action::InPlace { .. }), "{:?}", decide(&s));
     }
@@ -383,11 +289,11 @@ mod tests {
         let p = policy("");
         let alice = user(1001, "alice", &["alice"]);
         let mut slice = right();
-        slice.memory_max = Some(Limit::Max);
-        slice.pids_max = Some(Limit::Value(10_813));
+        slice.memory_max = Some(Cap::Max);
+        slice.pids_max = Some(Cap::Value(10_813));
         let Action::Repair {
             slice: name,
-            per_user,
+            why,
             differences,
             props,
         } = decide_for(&p, &alice, Some(ALICE_SESSION), &slice)
@@ -395,11 +301,15 @@ mod tests {
             panic!("expected a repair");
         };
         assert_eq!(name, "user-1001.slice");
-        assert!(!per_user, "no override applies to alice: this is a repair");
+        assert_eq!(
+            why,
+            RepairKind::Drift,
+            "no override applies to alice: this is a repair"
+        );
         assert_eq!(
             differences,
             [
-                "MemoryMax is infinity, policy says 50%",
+                "MemoryMax is infinity, policy says 16G",
                 "TasksMax is 10813, policy says 4096"
             ]
         );
@@ -416,8 +326,7 @@ mod tests {
     fn a_slice_without_memory_files_is_repaired_whole() {
         let p = policy("");
         let alice = user(1001, "alice", &[]);
-        let Action::Repair { props, .. } =
-            decide_for(&p, &alice, Some(ALICE_SESSION), &SliceState::default())
+        let Action::Repair { props, .. } = decide_for(&p, &alice, Some(ALICE_SESSION), &Stats::default())
         else {
             panic!("expected a repair");
         };
@@ -436,7 +345,7 @@ mod tests {
         let carol = user(5001, "carol", &["carol"]);
         let carol_session = "/user.slice/user-5001.slice/session-9.scope";
         let Action::Repair {
-            per_user,
+            why,
             differences,
             props,
             ..
@@ -444,12 +353,12 @@ mod tests {
         else {
             panic!("expected a repair");
         };
-        assert!(per_user, "carol's caps come from an override");
+        assert_eq!(why, RepairKind::Override, "carol's caps come from an override");
         assert_eq!(differences, ["MemoryMax is 16G, policy says 24G"]);
         assert_eq!(props, [Property::new("MemoryMax", Value::U64(24 * GIB))]);
 
         let mut slice = right();
-        slice.memory_max = Some(Limit::Value(24 * GIB));
+        slice.memory_max = Some(Cap::Value(24 * GIB));
         assert!(matches!(
             decide_for(&p, &carol, Some(carol_session), &slice),
             Action::InPlace { .. }
@@ -480,21 +389,16 @@ mod tests {
         let bob = user(1002, "bob", &["bob"]);
         // cron, sudo -u: the non-interactive stack has no pam_systemd.
         assert_eq!(
-            decide_for(
-                &p,
-                &bob,
-                Some("/system.slice/cron.service"),
-                &SliceState::default()
-            ),
+            decide_for(&p, &bob, Some("/system.slice/cron.service"), &Stats::default()),
             Action::MoveToScope {
                 slice: "user-1002.slice".into(),
-                scope: "contain-1002-4242.scope".into(),
+                scope: "contain-x-4242-7.scope".into(),
                 from: "/system.slice/cron.service".into(),
             }
         );
         // Unknown cgroup (no cgroup v2 line): also moved, and verified afterwards.
         assert!(matches!(
-            decide_for(&p, &bob, None, &SliceState::default()),
+            decide_for(&p, &bob, None, &Stats::default()),
             Action::MoveToScope { .. }
         ));
     }
@@ -516,12 +420,12 @@ mod tests {
             decide_for(&p, &bob, Some(lookalike), &right()),
             Action::MoveToScope { .. }
         ));
-        // `su root` from alice's session: root is never capped, nothing moves.
+        // `su root` from alice's session: root is never capped, so it leaves her slice (above).
         let root = user(0, "root", &[]);
-        assert_eq!(
+        assert!(matches!(
             decide_for(&p, &root, Some(ALICE_SESSION), &right()),
-            Action::Nothing(Exemption::Root)
-        );
+            Action::MoveToScope { .. }
+        ));
     }
 
     #[test]
@@ -541,46 +445,52 @@ mod tests {
     }
 
     #[test]
-    fn unreadable_limits_are_repaired_even_swap() {
+    fn exempt_accounts_leave_other_users_slices_and_get_their_caps_lifted() {
         let p = policy("");
-        let alice = user(1001, "alice", &["alice"]);
-        let mut slice = right();
-        slice.memory_max = Some(Limit::Unreadable);
-        slice.memory_swap_max = Some(Limit::Unreadable);
-        let Action::Repair { differences, .. } = decide_for(&p, &alice, Some(ALICE_SESSION), &slice) else {
-            panic!("expected a repair");
+        let root = user(0, "root", &["root"]);
+        // `sudo -i` / `su -` from alice's session: out of alice's caps, into root's own slice.
+        let Action::MoveToScope { slice, from, scope } =
+            decide_for(&p, &root, Some(ALICE_SESSION), &lifted())
+        else {
+            panic!("expected a move");
         };
+        assert_eq!((slice.as_str(), from.as_str()), ("user-0.slice", ALICE_SESSION));
+        assert_eq!(scope, "contain-x-4242-7.scope");
+        // `sudo -u svc` (a listed account) likewise; a directory account nobody saw at boot too.
+        let svc = user(1500, "svc", &[]);
+        assert!(matches!(
+            decide_for(&p, &svc, Some(ALICE_SESSION), &right()),
+            Action::MoveToScope { .. }
+        ));
+        // In its own slice, already lifted (the generator saw it): nothing to do.
+        let root_session = "/user.slice/user-0.slice/session-2.scope";
         assert_eq!(
-            differences,
-            [
-                "MemoryMax is unreadable (the cgroup file holds no limit), policy says 50%",
-                "MemorySwapMax is unreadable (the cgroup file holds no limit), policy says 0"
-            ]
+            decide_for(&p, &root, Some(root_session), &lifted()),
+            Action::Nothing(Exemption::Root)
+        );
+        // In its own slice carrying the template's caps (the generator never saw the account):
+        // every cap the template sets is lifted; weights are not caps.
+        let svc_session = "/user.slice/user-1500.slice/session-4.scope";
+        let Action::Repair {
+            why, props, slice, ..
+        } = decide_for(&p, &svc, Some(svc_session), &right())
+        else {
+            panic!("expected a lift");
+        };
+        assert_eq!((why, slice.as_str()), (RepairKind::Lift, "user-1500.slice"));
+        let names: Vec<&str> = props.iter().map(|p| p.name).collect();
+        assert_eq!(names, ["MemoryHigh", "MemoryMax", "MemorySwapMax", "TasksMax"]);
+        assert!(props.iter().all(|p| p.value == Value::U64(u64::MAX)), "{props:?}");
+        // Cron in system.slice: an exempt account's job stays where it is.
+        assert_eq!(
+            decide_for(&p, &svc, Some("/system.slice/cron.service"), &Stats::default()),
+            Action::Nothing(Exemption::Listed)
         );
     }
 
     #[test]
-    fn limits_parse_like_cgroupfs() {
-        assert_eq!(Limit::parse("max\n"), Some(Limit::Max));
-        assert_eq!(Limit::parse("17179869184\n"), Some(Limit::Value(16 * GIB)));
-        assert_eq!(Limit::parse("banana"), None);
-    }
-
-    #[test]
-    fn task_shares_resolve_against_the_kernel_limit() {
-        assert!(tasks_match(
-            Tasks::Permyriad(3300),
-            Some(Limit::Value(1_384_119)),
-            4_194_303
-        ));
-        assert!(!tasks_match(
-            Tasks::Permyriad(3300),
-            Some(Limit::Value(4096)),
-            4_194_303
-        ));
-        assert!(!tasks_match(Tasks::Permyriad(3300), Some(Limit::Max), 4_194_303));
-        assert!(tasks_match(Tasks::Infinity, Some(Limit::Max), 1));
-        assert!(!tasks_match(Tasks::Count(5), None, 1));
-        assert!(!tasks_match(Tasks::Infinity, Some(Limit::Unreadable), 1));
+    fn scope_names_differ_for_a_reused_pid() {
+        assert_eq!(scope_name(1001, 42, 7), "contain-1001-42-7.scope");
+        assert_ne!(scope_name(1001, 42, 7), scope_name(1001, 42, 8));
     }
 }

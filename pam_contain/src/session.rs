@@ -2,11 +2,14 @@
 //! reached only through [`Host`], so this reads as the steps it takes.
 
 use crate::args::Args;
-use crate::decide::{Action, Situation, User, Verdict, decide, on_failure};
-use crate::{account, system};
-use contain_generator::{Outcome, load};
+use crate::decide::{Action, RepairKind, Situation, User, Verdict, decide, on_failure, scope_name};
+use crate::system;
+use contain_host::accounts;
+use contain_host::cgroupfs::read_cgroup;
+use contain_host::{Machine, Outcome, Root, Stats, load};
 use contain_policy::unit::user_slice;
 use contain_policy::{FailureAction, Policy};
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -47,13 +50,27 @@ pub enum Notices {
 /// How long a notice shown to sshd without a terminal is shown again.
 const KEEP_NOTICES: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
-/// One open_session. `user_name` is PAM_USER, or why there is none usable.
+/// One open_session. `user_name` is PAM_USER, or why there is none usable. `never_deny` is set
+/// as soon as the session is known to be root's or a never-deny account's: should anything after
+/// that panic, the caller lets the session in.
 pub fn open_session(
     host: &dyn Host,
     args: &Args,
     user_name: Result<&str, String>,
     notices: Notices,
+    never_deny: &Cell<bool>,
 ) -> Answer {
+    // One budget for everything that may wait: the account lookup and systemd's answers.
+    let deadline = Instant::now() + args.timeout;
+    if user_name.as_deref() == Ok("root") {
+        never_deny.set(true);
+    }
+    // Who first, through NSS (a directory may be slow or down: bounded by the deadline), then
+    // the policy: root is known to be root before a policy is parsed.
+    let user = user_name.and_then(|name| lookup(name, deadline));
+    if matches!(user, Ok(User { uid: 0, .. })) {
+        never_deny.set(true);
+    }
     let loaded = load(&args.policy);
     match loaded.outcome {
         Outcome::Applied => {}
@@ -74,12 +91,18 @@ pub fn open_session(
         ),
     }
     let policy = &loaded.policy;
-
-    let user = match user_name.and_then(account::lookup) {
+    let user = match user {
         Ok(user) => user,
         Err(why) => return unresolved(host, policy, &why),
     };
-    let deadline = Instant::now() + args.timeout;
+    if on_failure(policy, &user) == Verdict::AllowNeverDeny {
+        never_deny.set(true);
+    }
+    #[cfg(debug_assertions)]
+    #[allow(clippy::panic)]
+    if args.panic_for_test {
+        panic!("panic_for_test: a bug must fail this login, never root's");
+    }
     match place(host, args, policy, &user, deadline) {
         Ok(()) => {
             show_notices(host, args, user.uid, notices);
@@ -87,6 +110,24 @@ pub fn open_session(
         }
         Err(why) => failed(host, policy, &user, &why, notices, args),
     }
+}
+
+/// PAM_USER → the account, by its canonical name, with its groups.
+fn lookup(name: &str, deadline: Instant) -> Result<User, String> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let account = accounts::by_name(&Root::default(), name, left).map_err(|e| e.to_string())?;
+    Ok(User {
+        uid: account.uid,
+        name: account.name,
+        groups: account.groups,
+    })
+}
+
+/// The time since boot, for scope names that no earlier process can have used.
+fn boot_ns() -> u128 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
+        .map(|t| t.tv_sec() as u128 * 1_000_000_000 + t.tv_nsec() as u128)
+        .unwrap_or_default()
 }
 
 fn unresolved(host: &dyn Host, policy: &Policy, why: &str) -> Answer {
@@ -153,21 +194,23 @@ fn place(
     user: &User,
     deadline: Instant,
 ) -> Result<(), String> {
-    let machine = system::machine();
+    let machine = Machine::of(&Root::default());
     let pid = std::process::id();
+    let scope = scope_name(user.uid, pid, boot_ns());
     let slice_path = format!("/user.slice/{}", user_slice(user.uid));
-    let situation = |cgroup: &Option<String>, slice: &crate::decide::SliceState| -> Action {
+    let slice_dir = args.cgroup_root.join(slice_path.trim_start_matches('/'));
+    let situation = |cgroup: &Option<String>, slice: &Stats| -> Action {
         decide(&Situation {
             policy,
             user,
             cgroup: cgroup.as_deref(),
             slice,
             machine,
-            pid,
+            scope: &scope,
         })
     };
-    let cgroup = system::read_cgroup(&args.proc_cgroup);
-    let action = situation(&cgroup, &system::read_slice(&args.cgroup_root, &slice_path));
+    let cgroup = read_cgroup(&args.proc_cgroup);
+    let action = situation(&cgroup, &Stats::read(&slice_dir));
     let uid = user.uid;
     match action {
         Action::Nothing(why) => {
@@ -189,7 +232,7 @@ fn place(
             contain_systemd::start_transient_scope(&scope, &slice, &[pid], &[], remaining(deadline)?)
                 .map_err(|e| e.to_string())?;
             let expected = format!("{slice_path}/{scope}");
-            let now = system::read_cgroup(&args.proc_cgroup);
+            let now = read_cgroup(&args.proc_cgroup);
             if now.as_deref() != Some(expected.as_str()) {
                 return Err(format!(
                     "systemd started {scope}, but {} shows this process in {}, not {expected}",
@@ -202,7 +245,7 @@ fn place(
                 &format!("uid {uid}: moved pid {pid} from {from} to {slice}/{scope}"),
             );
             // The slice may be new (the user's first session): check its caps too.
-            match situation(&now, &system::read_slice(&args.cgroup_root, &slice_path)) {
+            match situation(&now, &Stats::read(&slice_dir)) {
                 repair_action @ Action::Repair { .. } => repair(host, uid, repair_action, deadline),
                 _ => Ok(()),
             }
@@ -213,7 +256,7 @@ fn place(
 fn repair(host: &dyn Host, uid: u32, action: Action, deadline: Instant) -> Result<(), String> {
     let Action::Repair {
         slice,
-        per_user,
+        why,
         differences,
         props,
     } = action
@@ -223,11 +266,11 @@ fn repair(host: &dyn Host, uid: u32, action: Action, deadline: Instant) -> Resul
     contain_systemd::set_unit_properties(&slice, true, &props, remaining(deadline)?)
         .map_err(|e| e.to_string())?;
     let set: Vec<String> = props.iter().map(|p| p.to_string()).collect();
-    // Overrides are applied at login by design: not worth a notice.
-    let (level, what) = if per_user {
-        (Level::Info, "gets the user's own caps from the policy")
-    } else {
-        (Level::Notice, "differed from the policy")
+    // Overrides and lifts are applied at login by design: not worth a notice.
+    let (level, what) = match why {
+        RepairKind::Override => (Level::Info, "gets the user's own caps from the policy"),
+        RepairKind::Lift => (Level::Info, "belongs to an exempt account: caps lifted"),
+        RepairKind::Drift => (Level::Notice, "differed from the policy"),
     };
     host.log(
         level,

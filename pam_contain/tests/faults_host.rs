@@ -100,6 +100,8 @@ fn the_host_survives_every_fault() {
 
     // Warm up: libpam, the module and NSS load once, as in a long-running sshd.
     attempt(&dir, root, PAM_SUCCESS, "warm-up");
+    // Root, in nobody's slice here, left it for its own: not what this test is about.
+    fake.take_calls();
     let threads_before = threads();
     let peak_before = peak_kib();
 
@@ -122,6 +124,7 @@ fn the_host_survives_every_fault() {
     }
     assert_eq!(fake.take_calls(), [], "no unit for an unknown name");
     attempt(&dir, root, PAM_SUCCESS, "root after hostile names");
+    fake.take_calls();
 
     // 2. /proc/self/cgroup unreadable: a scope is tried; it cannot be seen to hold the process.
     let odd = dir.join("odd");
@@ -140,12 +143,10 @@ fn the_host_survives_every_fault() {
         attempt(&dir, user, PAM_SESSION_ERR, &what);
         let calls = fake.take_calls();
         assert_eq!(calls.len(), 1, "{what}: {calls:?}");
-        assert_eq!(
-            calls[0].unit,
-            format!("contain-{nobody}-{}.scope", std::process::id()),
-            "{what}"
-        );
+        let prefix = format!("contain-{nobody}-{}-", std::process::id());
+        assert!(calls[0].unit.starts_with(&prefix), "{what}: {:?}", calls[0].unit);
         attempt(&dir, root, PAM_SUCCESS, &format!("{what}: root"));
+        fake.take_calls();
     }
     service("");
 
@@ -167,6 +168,7 @@ fn the_host_survives_every_fault() {
         ]
     );
     attempt(&dir, root, PAM_SUCCESS, "garbage cgroupfs: root");
+    fake.take_calls();
 
     // 4. A group-writable policy: the built-in default, still enforced.
     fs::set_permissions(&policy, fs::Permissions::from_mode(0o666)).expect("chmod");
@@ -181,6 +183,7 @@ fn the_host_survives_every_fault() {
         "the default's caps: {calls:?}"
     );
     attempt(&dir, root, PAM_SUCCESS, "group-writable policy: root");
+    fake.take_calls();
     fs::set_permissions(&policy, fs::Permissions::from_mode(0o644)).expect("chmod");
 
     // 5. systemd never answers: denied at the timeout, not later.

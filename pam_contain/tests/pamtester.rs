@@ -91,9 +91,14 @@ fn outside_the_slice_the_process_moves_into_a_scope_there() {
     run.assert_ok();
     let calls = sb.fake().calls();
     assert_eq!(calls.len(), 2, "{calls:?}");
-    let scope = format!("contain-1002-{}.scope", run.pid);
+    // Named by UID, PID and the time since boot: a scope left by an earlier holder of the PID
+    // cannot collide with it.
+    let scope = calls[0].unit.clone();
+    assert!(
+        scope.starts_with(&format!("contain-1002-{}-", run.pid)),
+        "{scope}"
+    );
     assert_eq!(calls[0].method, "StartTransientUnit");
-    assert_eq!(calls[0].unit, scope);
     assert_eq!(calls[0].detail, "mode=fail");
     let mut expected = vec!["Slice=user-1002.slice".to_string(), format!("PIDs={}", run.pid)];
     expected.extend(SCOPE_PROPS_TAIL.map(String::from));
@@ -133,8 +138,80 @@ fn su_from_another_users_session_moves_to_the_target_slice() {
     run.assert_ok();
     let calls = sb.fake().calls();
     assert_eq!(calls.len(), 1, "caps are right, only the move: {calls:?}");
-    assert_eq!(calls[0].unit, format!("contain-1002-{}.scope", run.pid));
+    assert!(calls[0].unit.starts_with(&format!("contain-1002-{}-", run.pid)));
     assert_eq!(calls[0].properties[0], "Slice=user-1002.slice");
+}
+
+#[test]
+fn root_and_exempt_accounts_leave_a_capped_users_session_uncapped() {
+    let _serial = serial();
+    let sb = Sandbox::new("rootway");
+    sb.set_policy(&POLICY.replace(
+        "exempt_uid_below = 1000",
+        "exempt_uid_below = 1000\nexempt_users = [\"carol\"]",
+    ));
+    // `sudo -i` / `su -` from alice's session: root's shell must not live under alice's caps.
+    sb.set_cgroup("/user.slice/user-1001.slice/session-4.scope");
+    sb.fake().move_into(Some(sb.proc_cgroup()));
+    let run = sb.pamtester("root", &[], "");
+    run.assert_ok();
+    let calls = sb.fake().take_calls();
+    assert_eq!(calls.len(), 1, "a move, nothing set on alice's slice: {calls:?}");
+    assert_eq!(calls[0].method, "StartTransientUnit");
+    assert!(
+        calls[0].unit.starts_with(&format!("contain-0-{}-", run.pid)),
+        "{calls:?}"
+    );
+    assert_eq!(calls[0].properties[0], "Slice=user-0.slice");
+    assert!(
+        sb.cgroup().starts_with("0::/user.slice/user-0.slice/contain-0-"),
+        "{}",
+        sb.cgroup()
+    );
+    // `sudo -u carol` (listed in exempt_users): into carol's own slice, whose template caps
+    // (the generator never saw carol at boot) are lifted.
+    sb.set_cgroup("/user.slice/user-1001.slice/session-4.scope");
+    sb.set_slice(5001, &RIGHT);
+    let run = sb.pamtester("carol", &[], "");
+    run.assert_ok();
+    let calls = sb.fake().take_calls();
+    let methods: Vec<&str> = calls.iter().map(|c| c.method.as_str()).collect();
+    assert_eq!(methods, ["StartTransientUnit", "SetUnitProperties"], "{calls:?}");
+    assert_eq!(calls[1].unit, "user-5001.slice");
+    assert_eq!(
+        calls[1].properties,
+        [
+            "MemoryHigh=infinity",
+            "MemoryMax=infinity",
+            "MemorySwapMax=infinity",
+            "TasksMax=infinity"
+        ]
+    );
+    assert!(
+        run.logged("uid 5001: user-5001.slice belongs to an exempt account: caps lifted"),
+        "{:?}",
+        run.log()
+    );
+    // carol's own ssh login, slice already lifted: nothing to ask systemd.
+    sb.set_cgroup("/user.slice/user-5001.slice/session-9.scope");
+    sb.set_slice(
+        5001,
+        &SliceFiles {
+            high: "max",
+            max: "max",
+            swap: "max",
+            pids: "max",
+            cpu_weight: "100",
+        },
+    );
+    sb.pamtester("carol", &[], "").assert_ok();
+    assert_eq!(sb.fake().take_calls(), []);
+    // A capped user keeps today's behaviour: `su - bob` from alice lands in bob's slice.
+    sb.set_cgroup("/user.slice/user-1001.slice/session-4.scope");
+    sb.set_slice(1002, &RIGHT);
+    sb.pamtester("bob", &[], "").assert_ok();
+    let calls = sb.fake().take_calls();
+    assert_eq!(calls[0].properties[0], "Slice=user-1002.slice", "{calls:?}");
 }
 
 #[test]

@@ -3,7 +3,6 @@
 use crate::accounts::LocalUser;
 use crate::model::*;
 use crate::unit;
-use crate::value::{CpuQuota, CpuSet, Size, Tasks};
 
 /// Drop-in name for contain's settings. Sorts after Debian's `10-defaults.conf` and before
 /// `50-*.conf` runtime overrides from `systemctl set-property`, so repairs at runtime win.
@@ -132,16 +131,7 @@ fn assignments(limits: &Limits) -> Vec<String> {
 
 /// Lifts every memory and task cap that `[users]` sets, for an exempt account.
 fn uncapped(defaults: &Limits) -> Vec<String> {
-    let lifted = Limits {
-        memory_high: defaults.memory_high.map(|_| Size::Infinity),
-        memory_max: defaults.memory_max.map(|_| Size::Infinity),
-        memory_swap_max: defaults.memory_swap_max.map(|_| Size::Infinity),
-        tasks_max: defaults.tasks_max.map(|_| Tasks::Infinity),
-        cpu_quota: defaults.cpu_quota.map(|_| CpuQuota::Infinity),
-        allowed_cpus: defaults.allowed_cpus.as_ref().map(|_| CpuSet::default()),
-        ..Limits::default()
-    };
-    assignments(&lifted)
+    assignments(&defaults.lifted())
 }
 
 /// The units a tree writes a `DROPIN` for, as `render` does.

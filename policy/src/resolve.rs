@@ -85,6 +85,22 @@ impl Effective {
     }
 }
 
+impl Limits {
+    /// What an exempt account's slice gets: every cap the template sets, lifted to infinity
+    /// (weights are not caps and stay).
+    pub fn lifted(&self) -> Limits {
+        Limits {
+            memory_high: self.memory_high.map(|_| Size::Infinity),
+            memory_max: self.memory_max.map(|_| Size::Infinity),
+            memory_swap_max: self.memory_swap_max.map(|_| Size::Infinity),
+            tasks_max: self.tasks_max.map(|_| Tasks::Infinity),
+            cpu_quota: self.cpu_quota.map(|_| CpuQuota::Infinity),
+            allowed_cpus: self.allowed_cpus.as_ref().map(|_| CpuSet::default()),
+            ..Limits::default()
+        }
+    }
+}
+
 /// Why a user is never capped.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

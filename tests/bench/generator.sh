@@ -9,22 +9,25 @@ gen=$PWD/target/release/contain-generator
 work=$(mktemp -d /dev/shm/contain-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-mkdir -p "$work/etc" "$work/etc-10k"
-cp tests/fixtures/etc/{passwd,group} "$work/etc/"
-cp tests/fixtures/etc/{passwd,group} "$work/etc-10k/"
+# Two fixture roots (CONTAIN_ROOT): the shipped policy, and 10,000 overrides and accounts.
+mkdir -p "$work/root/etc/contain" "$work/root-10k/etc/contain"
+cp tests/fixtures/etc/{passwd,group} "$work/root/etc/"
+cp tests/fixtures/etc/{passwd,group} "$work/root-10k/etc/"
+cp packaging/policy.toml "$work/root/etc/contain/policy.toml"
 cp packaging/policy.toml "$work/big.toml"
 for i in $(seq 0 9999); do
     uid=$((20000 + i))
-    echo "u$i:x:$uid:$uid::/home/u$i:/bin/bash" >>"$work/etc-10k/passwd"
+    echo "u$i:x:$uid:$uid::/home/u$i:/bin/bash" >>"$work/root-10k/etc/passwd"
     printf '[[override]]\nuser = "u%d"\nmemory_max = "%dM"\nmemory_high = "%dM"\n' "$i" $((1024 + i)) 1000 >>"$work/big.toml"
 done
+cp "$work/big.toml" "$work/root-10k/etc/contain/policy.toml"
 
-run() { # name policy etc-dir [command] (env, not `env`: one exec less in what is timed)
+run() { # name root [command] (env, not `env`: one exec less in what is timed)
     local slug=${1//[^a-zA-Z0-9]/_}
-    CONTAIN_POLICY=$2 CONTAIN_ETC=$3 CONTAIN_STATE_DIR=$work/state CONTAIN_OOMD_DIR=$work/oomd CONTAIN_LOG=stderr \
+    CONTAIN_ROOT=$2 CONTAIN_LOG=stderr \
         hyperfine --shell=none --warmup 5 --runs "${RUNS:-200}" --export-json "$work/$slug.json" \
         --prepare "rm -rf $work/out" \
-        "${4:-$gen $work/out}" \
+        "${3:-$gen $work/out}" \
         >/dev/null 2>"$work/$slug.err" || { cat "$work/$slug.err"; exit 1; }
     python3 - "$1" "$work/$slug.json" "$(find "$work/out" -type f 2>/dev/null | wc -l)" <<'PY'
 import json, statistics, sys
@@ -35,8 +38,8 @@ print(f"{sys.argv[1]:<28} median {statistics.median(r)*1000:7.2f} ms   p99 {p99*
 PY
 }
 echo "contain-generator, $(nproc) cores, $(uname -r), output on tmpfs"
-run "shipped policy" "$PWD/packaging/policy.toml" "$work/etc"
-run "10,000 per-user overrides" "$work/big.toml" "$work/etc-10k"
-run "exec floor (/bin/true)" "$PWD/packaging/policy.toml" "$work/etc" /bin/true
+run "shipped policy" "$work/root"
+run "10,000 per-user overrides" "$work/root-10k"
+run "exec floor (/bin/true)" "$work/root" /bin/true
 # The same work without the file writes: what the 10,000 drop-ins cost in syscalls.
-cargo run -q --release -p contain-policy --example render_bench -- "$work/big.toml" "$work/etc-10k/passwd" 50
+cargo run -q --release -p contain-policy --example render_bench -- "$work/big.toml" "$work/root-10k/etc/passwd" 50

@@ -15,7 +15,8 @@ pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-root=$work/cgroup
+# A fixture root (CONTAIN_ROOT): its cgroupfs, policy, state and notices.
+root=$work/root/sys/fs/cgroup
 for i in $(seq 1 "$n"); do
     d=$root/user.slice/user-$((2000 + i)).slice
     mkdir -p "$d/session-1.scope"
@@ -27,16 +28,15 @@ for i in $(seq 1 "$n"); do
     printf 'some avg10=0.00 avg60=0.00 avg300=0.00 total=0\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n' >"$d/memory.pressure"
     : >"$d/cgroup.procs"
 done
-cat >"$work/policy.toml" <<'P'
+mkdir -p "$work/root/etc/contain"
+cat >"$work/root/etc/contain/policy.toml" <<'P'
 [users]
 memory_high = "600M"
 memory_max = "800M"
 memory_swap_max = 0
 P
 
-CONTAIN_CGROUP_ROOT=$root CONTAIN_STATE_DIR=$work/run CONTAIN_NOTICE_DIR=$work/notices \
-    CONTAIN_POLICY=$work/policy.toml CONTAIN_KMSG=off CONTAIN_JOURNAL_SOCKET=$work/none \
-    "$bin" 2>"$work/log" &
+CONTAIN_ROOT=$work/root CONTAIN_KMSG=off "$bin" 2>"$work/log" &
 pid=$!
 sleep 2
 grep -q "watching $n capped cgroups" "$work/log" || { echo "watchdog did not start:"; cat "$work/log"; exit 1; }

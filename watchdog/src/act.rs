@@ -168,7 +168,7 @@ pub fn end_runaway(
     let predicted = cgroupfs::likely_victim(&before, target).cloned();
 
     if let Err(e) =
-        contain_generator::write_atomic(pending, format!("{cgroup}\t{original}\t{target}\n").as_bytes())
+        contain_host::write_atomic(pending, format!("{cgroup}\t{original}\t{target}\n").as_bytes())
     {
         eprintln!(
             "contain-watchdog: cannot record {} (a crash now would leave memory.max lowered): {e}",

@@ -2,6 +2,9 @@
 //! cgroups are capped by the policy.
 
 use crate::decide::Sample;
+use contain_host::Cap;
+use contain_host::cgroupfs::key_value;
+pub use contain_host::cgroupfs::{pressure_some_total, slice_path};
 use contain_policy::Policy;
 use std::fs;
 use std::io;
@@ -9,48 +12,12 @@ use std::path::{Path, PathBuf};
 
 /// memory.high / memory.max: `max` → `Some(None)`, bytes → `Some(Some(n))`, anything else → `None`.
 pub fn parse_limit(text: &str) -> Option<Option<u64>> {
-    match text.trim() {
-        "max" => Some(None),
-        t => t.parse().ok().map(Some),
-    }
+    Cap::parse(text).map(Cap::value)
 }
 
 /// One `key value` from a flat-keyed file such as memory.events; 0 when absent.
 pub fn flat_key(text: &str, key: &str) -> u64 {
-    text.lines()
-        .filter_map(|l| l.split_once(' '))
-        .find(|(k, _)| *k == key)
-        .and_then(|(_, v)| v.trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// `total=` of the `some` line of a PSI file, in microseconds.
-pub fn pressure_some_total(text: &str) -> Option<u64> {
-    let line = text.lines().find(|l| l.starts_with("some "))?;
-    line.split_whitespace()
-        .find_map(|f| f.strip_prefix("total="))
-        .and_then(|v| v.parse().ok())
-}
-
-/// The cgroup directory of a slice unit: `system-t3\x2dserve.slice` → `system.slice/system-t3\x2dserve.slice`.
-/// systemd nests a slice under the slice named by each `-`-separated prefix of its name.
-pub fn slice_path(slice: &str) -> PathBuf {
-    let mut path = PathBuf::new();
-    let Some(stem) = slice.strip_suffix(".slice") else {
-        return path;
-    };
-    if stem == "-" || stem.is_empty() {
-        return path;
-    }
-    let mut prefix = String::new();
-    for part in stem.split('-') {
-        if !prefix.is_empty() {
-            prefix.push('-');
-        }
-        prefix.push_str(part);
-        path.push(format!("{prefix}.slice"));
-    }
-    path
+    key_value(text, key).unwrap_or(0)
 }
 
 fn read(dir: &Path, file: &str) -> io::Result<String> {

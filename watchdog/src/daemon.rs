@@ -11,7 +11,7 @@ use crate::kmsg::{KernelKill, Kmsg};
 use crate::report::{self, Counters, Kill, Paths, Reason};
 use crate::sys::{self, Inotify, Signals};
 use crate::terminals;
-use contain_generator::Outcome;
+use contain_host::Outcome;
 use contain_policy::Policy;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
@@ -174,7 +174,7 @@ impl Daemon {
     /// Loads the policy; says what it does only at start or when it changed.
     fn load_policy(&mut self, first: bool) {
         self.watch_policy();
-        let loaded = contain_generator::load(&self.cfg.paths.policy);
+        let loaded = contain_host::load(&self.cfg.paths.policy);
         for e in &loaded.errors {
             log(3, e);
         }
@@ -370,7 +370,25 @@ impl Daemon {
                         now.saturating_sub(since_ms) / 1000
                     ),
                 );
-                w.tracker.acted(now, None, DISABLED_HOLD_MS);
+                w.tracker.hold(now, DISABLED_HOLD_MS);
+            }
+            Verdict::NoStallEvidence => {
+                log(
+                    4,
+                    &format!(
+                        "{cgroup} is at memory.high with reclaim events, but {}/memory.pressure gives no stall figure (no PSI? unreadable?): without evidence of a stall it is never acted on",
+                        dir.display()
+                    ),
+                );
+            }
+            Verdict::NoRelief { since_ms, peak } => {
+                log(
+                    4,
+                    &format!(
+                        "{cgroup} is still stalled at memory.high {}s after the last kill, which brought no relief (usage {peak} never left the ceiling: memory held in tmpfs or shared memory?); no more kills there until its usage falls below memory.high",
+                        now.saturating_sub(since_ms) / 1000
+                    ),
+                );
             }
             Verdict::Relieved { lasted_ms } if lasted_ms >= 2000 => {
                 log(
@@ -421,6 +439,9 @@ impl Daemon {
             ),
         }
         if !ended.killed {
+            if let Some(w) = self.watched.get_mut(cgroup) {
+                w.tracker.forget_kill();
+            }
             log(
                 4,
                 &format!(

@@ -1,6 +1,7 @@
 //! Telling about a kill: the journal (structured), the counters for `containctl`, and the
 //! one-line notice pam_contain shows the user at their next login.
 
+use contain_host::{Root, paths};
 use contain_policy::value::human_bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -173,9 +174,10 @@ fn limit_text(v: Option<u64>) -> String {
     v.map_or_else(|| "max".to_string(), |b| b.to_string())
 }
 
-/// A process name is the user's choice of bytes: no control characters into a notice or log.
+/// A process name is the user's choice of bytes: no control or format characters (terminal
+/// escapes, bidi overrides) into a notice or log.
 fn clean(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+    contain_policy::text::printable(s)
 }
 
 pub use crate::clock::utc_minute;
@@ -219,10 +221,12 @@ pub fn journal(socket: &Path, fields: &[(&str, String)]) {
 /// At most this many notices wait for a user; older ones are dropped.
 pub const NOTICES_KEPT: usize = 5;
 
-/// Appends a notice for `uid` to `dir/<uid>`, keeping the last [`NOTICES_KEPT`] lines.
+/// Appends a notice for `uid` to `dir/<uid>`, keeping the last [`NOTICES_KEPT`] lines. Which of
+/// a user's processes were killed is theirs to know: the directory is root's alone (0700) and
+/// each file 0600 root; pam_contain shows it, as root, at the user's next login.
 pub fn add_notice(dir: &Path, uid: u32, line: &str) -> io::Result<()> {
     fs::create_dir_all(dir)?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
     let path = dir.join(uid.to_string());
     let old = match fs::read_to_string(&path) {
         Ok(t) => t,
@@ -230,17 +234,17 @@ pub fn add_notice(dir: &Path, uid: u32, line: &str) -> io::Result<()> {
         Err(e) => return Err(e),
     };
     let mut lines: Vec<&str> = old.lines().filter(|l| l.starts_with("contain:")).collect();
-    let line = line.replace('\n', " ");
+    let line = clean(&line.replace('\n', " "));
     lines.push(&line);
     let keep = &lines[lines.len().saturating_sub(NOTICES_KEPT)..];
     let mut text = keep.join("\n");
     text.push('\n');
-    write_file(&path, text.as_bytes(), 0o644)
+    write_file(&path, text.as_bytes(), 0o600)
 }
 
 /// Atomic write with an explicit mode (the umask of the service is not trusted for it).
 fn write_file(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    contain_generator::write_atomic(path, bytes)?;
+    contain_host::write_atomic(path, bytes)?;
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
 }
 
@@ -299,7 +303,7 @@ impl Counters {
     }
 }
 
-/// Where the watchdog reads and writes; each root movable by environment for tests.
+/// Where the watchdog reads and writes: every path under one root (`CONTAIN_ROOT`, for tests).
 #[derive(Clone, Debug)]
 pub struct Paths {
     pub cgroup_root: PathBuf,
@@ -307,24 +311,26 @@ pub struct Paths {
     pub notice_dir: PathBuf,
     pub policy: PathBuf,
     pub proc_root: PathBuf,
-    /// `None` when reading kernel reports is switched off (`CONTAIN_KMSG=off`).
+    /// `None` when reading kernel reports is switched off (`CONTAIN_KMSG=off`, for tests).
     pub kmsg: Option<PathBuf>,
     pub journal_socket: PathBuf,
 }
 
 impl Paths {
     pub fn from_env() -> Paths {
-        let var =
-            |k: &str, default: &str| PathBuf::from(std::env::var_os(k).unwrap_or_else(|| default.into()));
-        let kmsg = var("CONTAIN_KMSG", "/dev/kmsg");
+        let kmsg_off = std::env::var_os("CONTAIN_KMSG").is_some_and(|v| v == "off");
+        Paths::under(&Root::from_env(), !kmsg_off)
+    }
+
+    pub fn under(root: &Root, kmsg: bool) -> Paths {
         Paths {
-            cgroup_root: var("CONTAIN_CGROUP_ROOT", "/sys/fs/cgroup"),
-            state_dir: var("CONTAIN_STATE_DIR", contain_generator::STATE_DIR),
-            notice_dir: var("CONTAIN_NOTICE_DIR", "/var/lib/contain/notices"),
-            policy: var("CONTAIN_POLICY", contain_generator::POLICY_PATH),
-            proc_root: var("CONTAIN_PROC_ROOT", "/proc"),
-            kmsg: (kmsg.as_os_str() != "off").then_some(kmsg),
-            journal_socket: var("CONTAIN_JOURNAL_SOCKET", "/run/systemd/journal/socket"),
+            cgroup_root: root.path(paths::CGROUP),
+            state_dir: root.path(paths::STATE_DIR),
+            notice_dir: root.path(paths::NOTICES),
+            policy: root.path(paths::POLICY),
+            proc_root: root.path(paths::PROC),
+            kmsg: kmsg.then(|| root.path("/dev/kmsg")),
+            journal_socket: root.path("/run/systemd/journal/socket"),
         }
     }
 
@@ -426,7 +432,7 @@ mod tests {
     }
 
     #[test]
-    fn notices_keep_the_last_five_lines_world_readable() {
+    fn notices_keep_the_last_five_lines_for_root_only() {
         let dir = tempfile::tempdir().expect("tempdir");
         let notices = dir.path().join("notices");
         for i in 0..7 {
@@ -439,8 +445,30 @@ mod tests {
             (2..7).map(|i| format!("contain: event {i}")).collect::<Vec<_>>()
         );
         let mode = |p: &Path| fs::metadata(p).expect("meta").permissions().mode() & 0o777;
-        assert_eq!(mode(&notices.join("1001")), 0o644);
-        assert_eq!(mode(&notices), 0o755);
+        assert_eq!(mode(&notices.join("1001")), 0o600);
+        assert_eq!(mode(&notices), 0o700);
+        // A directory left world-readable by an older version is closed.
+        fs::set_permissions(&notices, fs::Permissions::from_mode(0o755)).expect("chmod");
+        add_notice(&notices, 1001, "contain: again").expect("notice");
+        assert_eq!(mode(&notices), 0o700);
+    }
+
+    #[test]
+    fn a_notice_carries_no_control_or_format_characters() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut k = kill();
+        k.comm = Some("x\u{202e}gnp.exe\u{1b}[2J\u{200b}".into());
+        add_notice(dir.path(), 1001, &k.notice_with(utc_minute)).expect("notice");
+        add_notice(dir.path(), 1001, "contain: a\u{2066}b\u{7}").expect("notice");
+        let text = fs::read_to_string(dir.path().join("1001")).expect("read");
+        assert!(text.contains("\"x?gnp.exe?[2J?\""), "{text}");
+        assert!(text.contains("contain: a?b?\n"), "{text}");
+        assert!(
+            !text
+                .chars()
+                .any(|c| (c.is_control() && c != '\n') || contain_policy::text::is_format(c)),
+            "{text:?}"
+        );
     }
 
     #[test]

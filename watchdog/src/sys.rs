@@ -1,7 +1,7 @@
-//! The few system calls the event loop needs, wrapped once: inotify, signalfd, poll,
-//! getpwuid_r and sd_notify.
+//! The few system calls the event loop needs, wrapped once: inotify, signalfd, poll and
+//! sd_notify; account names come from the host layer.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -149,25 +149,12 @@ pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
     Ok(n as usize)
 }
 
-/// The login name of `uid` from the system's user database.
+/// The login name of `uid` through NSS (the host layer: a hung directory costs at most a second).
 pub fn user_name(uid: u32) -> Option<String> {
-    let mut buf = vec![0u8; 4096];
-    loop {
-        // SAFETY: pwd and result are written by getpwuid_r; buf outlives every use of pwd's strings.
-        unsafe {
-            let mut pwd: libc::passwd = std::mem::zeroed();
-            let mut result: *mut libc::passwd = std::ptr::null_mut();
-            let rc = libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut result);
-            if rc == libc::ERANGE && buf.len() < 1 << 20 {
-                buf.resize(buf.len() * 2, 0);
-                continue;
-            }
-            if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
-                return None;
-            }
-            return CStr::from_ptr(pwd.pw_name).to_str().ok().map(str::to_string);
-        }
-    }
+    let root = contain_host::Root::default();
+    contain_host::accounts::by_uid(&root, uid, std::time::Duration::from_secs(1))
+        .ok()
+        .map(|a| a.name)
 }
 
 /// Tells systemd about our state (`READY=1`, `STATUS=…`) when run as a Type=notify service.

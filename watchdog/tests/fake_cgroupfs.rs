@@ -57,6 +57,9 @@ impl Slice {
             "memory.pressure",
             &format!("some avg10=0.00 avg60=0.00 avg300=0.00 total={stall_us}\nfull avg10=0.00 avg60=0.00 avg300=0.00 total={stall_us}\n"),
         );
+        self.set_events(high_events, oom_kills);
+    }
+    fn set_events(&self, high_events: u64, oom_kills: u64) {
         // Written last: its change is what the watchdog is woken by.
         self.write(
             "memory.events",
@@ -81,6 +84,8 @@ enum Load {
     AtHigh {
         stall: u64,
     },
+    /// At the ceiling with reclaim events, but no memory.pressure file (a kernel without PSI).
+    AtHighWithoutPsi,
 }
 
 struct Kernel {
@@ -88,6 +93,8 @@ struct Kernel {
     stop: Arc<AtomicBool>,
     handle: Option<std::thread::JoinHandle<Vec<(Duration, String)>>>,
     oom: Arc<AtomicBool>,
+    /// The kill frees nothing (memory held in tmpfs): the load stays as it was.
+    held: Arc<AtomicBool>,
 }
 
 /// Plays the kernel for `slice`: applies the load, and when memory.max is lowered below the
@@ -96,7 +103,8 @@ fn kernel(slice: &Slice, victim: u32) -> Kernel {
     let load = Arc::new(Mutex::new(Load::Quiet));
     let stop = Arc::new(AtomicBool::new(false));
     let oom = Arc::new(AtomicBool::new(false));
-    let (l, s, o) = (load.clone(), stop.clone(), oom.clone());
+    let held = Arc::new(AtomicBool::new(false));
+    let (l, s, o, h) = (load.clone(), stop.clone(), oom.clone(), held.clone());
     let dir = slice.dir.clone();
     let handle = std::thread::spawn(move || {
         let slice = Slice { dir };
@@ -123,7 +131,9 @@ fn kernel(slice: &Slice, victim: u32) -> Kernel {
                 unsafe { libc::kill(victim as i32, libc::SIGKILL) };
                 victim_alive = false;
                 kills += 1;
-                *l.lock().expect("lock") = Load::Quiet;
+                if !h.load(Ordering::Relaxed) {
+                    *l.lock().expect("lock") = Load::Quiet;
+                }
                 let rest =
                     fs::read_to_string(slice.dir.join("session-1.scope/cgroup.procs")).unwrap_or_default();
                 let rest: Vec<&str> = rest.lines().filter(|p| *p != victim.to_string()).collect();
@@ -136,6 +146,13 @@ fn kernel(slice: &Slice, victim: u32) -> Kernel {
                     stall += st * 100;
                     slice.set(700 * M, events, kills, stall);
                 }
+                Load::AtHighWithoutPsi => {
+                    events += 5;
+                    slice.set(700 * M, events, kills, stall);
+                    let _ = fs::remove_file(slice.dir.join("memory.pressure"));
+                    // Touched again: the change the watchdog is woken by.
+                    slice.set_events(events, kills);
+                }
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -145,6 +162,7 @@ fn kernel(slice: &Slice, victim: u32) -> Kernel {
         stop,
         handle: Some(handle),
         oom,
+        held,
     }
 }
 
@@ -312,6 +330,74 @@ fn spikes_and_cheap_reclaim_are_left_alone_and_kernel_kills_are_reported() {
     }
 }
 
+/// How many times the log says `needle`.
+fn said(wd: &Watchdog, needle: &str) -> usize {
+    wd.log_text().matches(needle).count()
+}
+
+#[test]
+fn without_stall_evidence_nothing_is_killed_and_that_is_said_once() {
+    let _one_at_a_time = serial();
+    let base = tempfile::tempdir().expect("tempdir");
+    let root = base.path().join("cgroup");
+    let mut victim = sleeper();
+    let slice = Slice::new(&root, &[victim.id()]);
+    let wd = Watchdog::start(base.path(), &root, POLICY);
+    let k = kernel(&slice, victim.id());
+    // At the ceiling with reclaim events for three times the grace period, memory.pressure gone.
+    k.set(Load::AtHighWithoutPsi);
+    std::thread::sleep(Duration::from_secs(6));
+    let maxes = k.finish();
+    assert_eq!(
+        maxes.len(),
+        1,
+        "memory.max was never touched: {maxes:?}\n{}",
+        wd.log_text()
+    );
+    assert!(
+        wd.entry(Duration::from_millis(100)).is_none(),
+        "{}",
+        wd.log_text()
+    );
+    assert!(alive(&mut victim));
+    assert_eq!(said(&wd, "gives no stall figure"), 1, "{}", wd.log_text());
+    let _ = victim.kill();
+    let _ = victim.wait();
+}
+
+#[test]
+fn a_kill_that_brings_no_relief_is_not_repeated() {
+    let _one_at_a_time = serial();
+    let base = tempfile::tempdir().expect("tempdir");
+    let root = base.path().join("cgroup");
+    let victim = sleeper();
+    let mut sibling = sleeper();
+    let slice = Slice::new(&root, &[sibling.id(), victim.id()]);
+    let wd = Watchdog::start(base.path(), &root, POLICY);
+    let k = kernel(&slice, victim.id());
+    // The memory is in tmpfs: killing the victim frees none of it, the stall goes on.
+    k.held.store(true, Ordering::Relaxed);
+    k.set(Load::AtHigh { stall: 900 });
+    let entry = wd.entry(Duration::from_secs(8));
+    assert!(entry.is_some(), "the first kill; log:\n{}", wd.log_text());
+    // Three more grace periods, still stalled at the ceiling.
+    std::thread::sleep(Duration::from_secs(7));
+    let maxes = k.finish();
+    let values: Vec<&str> = maxes.iter().map(|(_, v)| v.as_str()).collect();
+    assert_eq!(
+        values,
+        vec![MAX.to_string(), (700 * M).to_string(), MAX.to_string()],
+        "one kill only: {maxes:?}\n{}",
+        wd.log_text()
+    );
+    assert_eq!(said(&wd, "which brought no relief"), 1, "{}", wd.log_text());
+    assert!(alive(&mut sibling), "the sibling must live");
+    for mut c in [victim, sibling] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
 #[test]
 fn new_cgroups_are_picked_up_and_policy_edits_apply_at_once() {
     let _one_at_a_time = serial();
@@ -348,9 +434,9 @@ fn new_cgroups_are_picked_up_and_policy_edits_apply_at_once() {
     assert_eq!(k.finish().len(), 1, "memory.max untouched");
 
     // The admin switches it on, the way an editor saves (new file, rename): applied at once.
-    let policy = base.path().join("policy.toml");
-    fs::write(base.path().join(".policy.toml.new"), POLICY).expect("write");
-    fs::rename(base.path().join(".policy.toml.new"), &policy).expect("rename");
+    let dir = base.path().join("root/etc/contain");
+    fs::write(dir.join(".policy.toml.new"), POLICY).expect("write");
+    fs::rename(dir.join(".policy.toml.new"), dir.join("policy.toml")).expect("rename");
     let k = kernel(&slice, victim.id());
     k.set(Load::AtHigh { stall: 900 });
     let entry = wd.entry(Duration::from_secs(8));

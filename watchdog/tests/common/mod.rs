@@ -90,11 +90,17 @@ pub struct Watchdog {
 
 impl Watchdog {
     pub fn start(base: &Path, cgroup_root: &Path, policy_text: &str) -> Watchdog {
-        let state = base.join("run");
-        let notices = base.join("notices");
-        let policy = base.join("policy.toml");
-        fs::write(&policy, policy_text).expect("policy");
-        let sock = base.join("journal.sock");
+        // One fixture root (CONTAIN_ROOT): its cgroupfs and /proc are links to the ones given.
+        let root = base.join("root");
+        fs::create_dir_all(root.join("sys/fs")).expect("root");
+        fs::create_dir_all(root.join("etc/contain")).expect("root");
+        fs::create_dir_all(root.join("run/systemd/journal")).expect("root");
+        std::os::unix::fs::symlink(cgroup_root, root.join("sys/fs/cgroup")).expect("cgroupfs link");
+        std::os::unix::fs::symlink("/proc", root.join("proc")).expect("proc link");
+        let state = root.join("run/contain");
+        let notices = root.join("var/lib/contain/notices");
+        fs::write(root.join("etc/contain/policy.toml"), policy_text).expect("policy");
+        let sock = root.join("run/systemd/journal/socket");
         let journal = UnixDatagram::bind(&sock).expect("journal socket");
         journal
             .set_read_timeout(Some(Duration::from_millis(200)))
@@ -104,12 +110,8 @@ impl Watchdog {
         let bin = std::env::var_os("CONTAIN_WATCHDOG_BIN")
             .unwrap_or_else(|| env!("CARGO_BIN_EXE_contain-watchdog").into());
         let child = Command::new(bin)
-            .env("CONTAIN_CGROUP_ROOT", cgroup_root)
-            .env("CONTAIN_STATE_DIR", &state)
-            .env("CONTAIN_NOTICE_DIR", &notices)
-            .env("CONTAIN_POLICY", &policy)
+            .env("CONTAIN_ROOT", &root)
             .env("CONTAIN_KMSG", "off")
-            .env("CONTAIN_JOURNAL_SOCKET", &sock)
             .env_remove("NOTIFY_SOCKET")
             .stdout(Stdio::null())
             .stderr(fs::File::create(&log).expect("log"))
