@@ -75,6 +75,22 @@ pub fn explain(host: &Host, policy: &Policy, who: &str) -> Option<Explained> {
         });
         line!(cpu_weight, "CPUWeight", |_: u16| None);
         line!(io_weight, "IOWeight", |_: u16| None);
+        if let Some(q) = &eff.cpu_quota {
+            limits.push(Line {
+                property: "CPUQuota",
+                value: q.value.to_string(),
+                resolved: None,
+                rule: rule_text(&q.rule),
+            });
+        }
+        if let Some(cpus) = &eff.allowed_cpus {
+            limits.push(Line {
+                property: "AllowedCPUs",
+                value: cpus.value.to_string(),
+                resolved: None,
+                rule: rule_text(&cpus.rule),
+            });
+        }
     }
     Some(Explained {
         slice: unit::user_slice(account.uid),
