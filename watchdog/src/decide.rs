@@ -71,6 +71,13 @@ pub enum Verdict {
     Relieved { lasted_ms: u64 },
     /// Throttled for the grace period without relief: end the runaway.
     Act { since_ms: u64, peak: u64 },
+    /// At the ceiling with reclaim events, but memory.pressure gives no stall figure: no
+    /// evidence, so never an action. Said once per cgroup.
+    NoStallEvidence,
+    /// Would act again, but the last kill brought no relief (usage never left the ceiling:
+    /// memory held by tmpfs/shm, say). No more kills here until usage falls below the ceiling.
+    /// Said once, when the watchdog stops.
+    NoRelief { since_ms: u64, peak: u64 },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +96,12 @@ pub struct Tracker {
     hold_until_ms: u64,
     /// When memory.events `high` last rose.
     last_event_ms: Option<u64>,
+    /// The lowest usage seen since the last kill, while no sample has shown recovery yet.
+    low_since_kill: Option<u64>,
+    /// A kill brought no relief: no action until usage falls below the ceiling.
+    stopped: bool,
+    /// [`Verdict::NoStallEvidence`] was said.
+    told_no_evidence: bool,
 }
 
 impl Tracker {
@@ -110,6 +123,13 @@ impl Tracker {
         };
         // A counter that went backwards means the cgroup was removed and created again.
         let new_oom_kills = sample.oom_kills.saturating_sub(prev.oom_kills);
+        if !at_ceiling(&sample, rules) {
+            // Recovered: whatever a kill did or did not bring, the next runaway is a new one.
+            self.low_since_kill = None;
+            self.stopped = false;
+        } else if let Some(low) = &mut self.low_since_kill {
+            *low = (*low).min(sample.current);
+        }
         if sample.high_events > prev.high_events {
             self.last_event_ms = Some(sample.at_ms);
         }
@@ -120,6 +140,19 @@ impl Tracker {
                 .last_event_ms
                 .is_some_and(|t| sample.at_ms.saturating_sub(t) <= rules.event_window_ms),
         };
+        if events && at_ceiling(&sample, rules) && stall_share(&prev, &sample).is_none() {
+            self.episode = None;
+            let verdict = if self.told_no_evidence {
+                Verdict::Calm
+            } else {
+                self.told_no_evidence = true;
+                Verdict::NoStallEvidence
+            };
+            return Observation {
+                verdict,
+                new_oom_kills,
+            };
+        }
         let verdict = match (events && throttled(&prev, &sample, rules), self.episode) {
             (false, None) => Verdict::Calm,
             (false, Some(ep)) => {
@@ -159,11 +192,29 @@ impl Tracker {
         }
     }
 
-    fn judge(&self, sample: &Sample, rules: &Rules) -> Verdict {
+    fn judge(&mut self, sample: &Sample, rules: &Rules) -> Verdict {
         let Some(ep) = self.episode else {
             return Verdict::Calm;
         };
         if sample.at_ms.saturating_sub(ep.since_ms) >= rules.grace_ms && sample.at_ms >= self.hold_until_ms {
+            if self.stopped {
+                return Verdict::Throttled {
+                    since_ms: ep.since_ms,
+                };
+            }
+            let high = sample.high.unwrap_or(0) as u128;
+            let never_left_ceiling = self
+                .low_since_kill
+                .is_some_and(|low| (low as u128) * 1000 >= high * (rules.near_high_permille as u128));
+            if never_left_ceiling {
+                // Usage never left the ceiling since the last kill: another kill would not
+                // free what holds it either.
+                self.stopped = true;
+                return Verdict::NoRelief {
+                    since_ms: ep.since_ms,
+                    peak: ep.peak,
+                };
+            }
             Verdict::Act {
                 since_ms: ep.since_ms,
                 peak: ep.peak,
@@ -178,6 +229,7 @@ impl Tracker {
     /// Lifts a hold, e.g. when the policy switched the watchdog on again.
     pub fn release_hold(&mut self) {
         self.hold_until_ms = 0;
+        self.forget_kill();
     }
 
     /// Records an action: the episode is over, and no new action comes for `hold_ms` (at least
@@ -186,33 +238,54 @@ impl Tracker {
     pub fn acted(&mut self, now_ms: u64, after: Option<Sample>, hold_ms: u64) {
         self.episode = None;
         self.hold_until_ms = now_ms + hold_ms;
+        // Relief is judged from what follows; a kill that freed memory shows below the ceiling.
+        self.low_since_kill = Some(after.as_ref().map_or(u64::MAX, |s| s.current));
         if let Some(s) = after {
             self.prev = Some(s);
         }
+    }
+
+    /// Holds off without having acted (e.g. the policy has the watchdog off): no new verdict to
+    /// act for `hold_ms`.
+    pub fn hold(&mut self, now_ms: u64, hold_ms: u64) {
+        self.episode = None;
+        self.hold_until_ms = now_ms + hold_ms;
+    }
+
+    /// Forgets the last action: it killed nothing, or the watchdog was switched off and on.
+    pub fn forget_kill(&mut self) {
+        self.low_since_kill = None;
+        self.stopped = false;
     }
 }
 
 /// Was the cgroup held at its memory.high and stalled during the interval between two samples?
 /// (Whether reclaim events are recent enough is the caller's part.)
 fn throttled(prev: &Sample, now: &Sample, rules: &Rules) -> bool {
+    if !at_ceiling(now, rules) {
+        return false;
+    }
+    // No stall figure (no PSI, memory.pressure unreadable) is no evidence: never throttled.
+    stall_share(prev, now).is_some_and(|permille| permille >= rules.min_stall_permille)
+}
+
+/// Usage at memory.high, where memory.high is below memory.max (at or above it never throttles:
+/// the kernel OOM-kills at max itself).
+fn at_ceiling(now: &Sample, rules: &Rules) -> bool {
     let Some(high) = now.high else {
         return false;
     };
-    // memory.high at or above memory.max never throttles: the kernel OOM-kills at max itself.
     if now.max.is_some_and(|max| high >= max) {
         return false;
     }
-    if (now.current as u128) * 1000 < (high as u128) * (rules.near_high_permille as u128) {
-        return false;
-    }
-    match (prev.stall_us, now.stall_us) {
-        (Some(a), Some(b)) => {
-            let interval_us = now.at_ms.saturating_sub(prev.at_ms).max(1) * 1000;
-            b.saturating_sub(a) * 1000 >= interval_us * rules.min_stall_permille
-        }
-        // No PSI: high events at the ceiling are all there is to go by.
-        _ => true,
-    }
+    (now.current as u128) * 1000 >= (high as u128) * (rules.near_high_permille as u128)
+}
+
+/// The share of the interval tasks stalled on memory (per mille), if both samples have one.
+fn stall_share(prev: &Sample, now: &Sample) -> Option<u64> {
+    let (a, b) = (prev.stall_us?, now.stall_us?);
+    let interval_us = now.at_ms.saturating_sub(prev.at_ms).max(1) * 1000;
+    Some(b.saturating_sub(a).saturating_mul(1000) / interval_us)
 }
 
 #[cfg(test)]
@@ -424,9 +497,10 @@ mod tests {
             let s = sc.step(700 * M, 10, 900);
             if let Verdict::Act { .. } = t.observe(s.clone(), &rules).verdict {
                 acted_at = Some(s.at_ms);
-                // Say the kill failed: the cgroup stays throttled.
+                // Say the kill killed nothing: the cgroup stays throttled.
                 let after = sc.step(700 * M, 10, 900);
                 t.acted(after.at_ms, Some(after), rules.grace_ms);
+                t.forget_kill();
                 break;
             }
         }
@@ -461,18 +535,83 @@ mod tests {
     }
 
     #[test]
-    fn without_psi_high_events_at_the_ceiling_decide() {
+    fn without_a_stall_figure_there_is_no_evidence_and_no_action() {
         let mut sc = Script::new();
+        // No PSI, or memory.pressure unreadable: the reader gives no figure.
         sc.s.stall_us = None;
         let mut t = Tracker::default();
         let mut samples = vec![sc.step(300 * M, 0, 0)];
-        for _ in 0..12 {
+        for _ in 0..30 {
             samples.push(sc.step(700 * M, 10, 0));
         }
-        assert!(
-            run(&mut t, samples)
-                .iter()
-                .any(|v| matches!(v, Verdict::Act { .. }))
-        );
+        let v = run(&mut t, samples);
+        assert!(!v.iter().any(|v| matches!(v, Verdict::Act { .. })), "{v:?}");
+        let told = v.iter().filter(|v| **v == Verdict::NoStallEvidence).count();
+        assert_eq!(told, 1, "said once: {v:?}");
+    }
+
+    #[test]
+    fn a_stall_figure_that_goes_missing_stops_the_clock() {
+        let mut sc = Script::new();
+        let mut t = Tracker::default();
+        let mut samples = vec![sc.step(300 * M, 0, 0)];
+        for _ in 0..5 {
+            samples.push(sc.step(700 * M, 10, 900));
+        }
+        sc.s.stall_us = None;
+        for _ in 0..20 {
+            samples.push(sc.step(700 * M, 10, 900));
+        }
+        let v = run(&mut t, samples);
+        assert!(!v.iter().any(|v| matches!(v, Verdict::Act { .. })), "{v:?}");
+    }
+
+    /// Throttled at 700M and stalled until the tracker acts; `after` is the usage the kill left.
+    fn act_once(sc: &mut Script, t: &mut Tracker, rules: &Rules, after: u64) {
+        t.observe(sc.step(300 * M, 0, 0), rules);
+        for _ in 0..15 {
+            let s = sc.step(700 * M, 10, 900);
+            if let Verdict::Act { .. } = t.observe(s.clone(), rules).verdict {
+                let after = sc.step(after, 10, 900);
+                t.acted(after.at_ms, Some(after), rules.grace_ms);
+                return;
+            }
+        }
+        panic!("never acted");
+    }
+
+    #[test]
+    fn a_kill_that_brings_no_relief_is_not_repeated_until_recovery() {
+        let mut sc = Script::new();
+        let rules = Rules::with_grace(10_000);
+        let mut t = Tracker::default();
+        // The kill freed nothing: tmpfs holds the memory, the rest keep stalling at the ceiling.
+        act_once(&mut sc, &mut t, &rules, 700 * M);
+        let v: Vec<_> = (0..60)
+            .map(|_| t.observe(sc.step(700 * M, 10, 900), &rules).verdict)
+            .collect();
+        assert!(!v.iter().any(|v| matches!(v, Verdict::Act { .. })), "{v:?}");
+        let told = v.iter().filter(|v| matches!(v, Verdict::NoRelief { .. })).count();
+        assert_eq!(told, 1, "said once: {v:?}");
+        // Recovered (the tmpfs files were removed); a new runaway later is acted on again.
+        t.observe(sc.step(300 * M, 0, 0), &rules);
+        let v: Vec<_> = (0..15)
+            .map(|_| t.observe(sc.step(700 * M, 10, 900), &rules).verdict)
+            .collect();
+        assert!(v.iter().any(|v| matches!(v, Verdict::Act { .. })), "{v:?}");
+    }
+
+    #[test]
+    fn a_kill_that_freed_memory_lets_the_next_runaway_be_ended() {
+        let mut sc = Script::new();
+        let rules = Rules::with_grace(10_000);
+        let mut t = Tracker::default();
+        // Three balloons: the kill freed one, the other two grow back to the ceiling.
+        act_once(&mut sc, &mut t, &rules, 450 * M);
+        let v: Vec<_> = (0..30)
+            .map(|_| t.observe(sc.step(700 * M, 10, 900), &rules).verdict)
+            .collect();
+        assert!(v.iter().any(|v| matches!(v, Verdict::Act { .. })), "{v:?}");
+        assert!(!v.iter().any(|v| matches!(v, Verdict::NoRelief { .. })), "{v:?}");
     }
 }

@@ -21,42 +21,103 @@ pub struct KernelKill {
 }
 
 /// Parses the text of one kmsg record (after the `prio,seq,ts,flags;` header).
+///
+/// Cgroup paths and process names in these lines are the user's choice of bytes, so nothing is
+/// found by searching for `pid=` or `task=`: each line is read in the order the kernel writes it
+/// (mm/oom_kill.c), its numeric fields anchored at the end.
 pub fn parse_message(msg: &str) -> Option<KernelKill> {
     if let Some(rest) = msg.strip_prefix("oom-kill:") {
-        let field = |key: &str| -> Option<&str> {
-            let start = rest.find(&format!("{key}="))? + key.len() + 1;
-            let tail = &rest[start..];
-            Some(tail.split(',').next().unwrap_or(tail))
-        };
-        // The task name may hold commas; it ends where `,pid=` starts.
-        let task_start = rest.find(",task=")? + ",task=".len();
-        let pid_at = rest.rfind(",pid=")?;
-        let comm = rest.get(task_start..pid_at)?.to_string();
-        return Some(KernelKill {
-            pid: field("pid")?.parse().ok()?,
-            comm,
-            oom_memcg: field("oom_memcg").map(str::to_string),
-            constraint: field("constraint").map(str::to_string),
-            uid: field("uid").and_then(|u| u.parse().ok()),
-        });
+        return parse_summary(rest);
     }
-    // "Memory cgroup out of memory: Killed process 1234 (stress-ng) total-vm:…, UID:1001 …"
-    let at = msg.find("Killed process ")?;
-    let rest = &msg[at + "Killed process ".len()..];
-    let (pid, rest) = rest.split_once(" (")?;
-    let close = rest.rfind(") total-vm").or_else(|| rest.rfind(')'))?;
-    let comm = rest[..close].to_string();
-    let uid = rest
-        .find("UID:")
-        .and_then(|i| rest[i + 4..].split_whitespace().next())
-        .and_then(|u| u.parse().ok());
+    parse_killed(msg)
+}
+
+fn number<T: std::str::FromStr>(s: &str) -> Option<T> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// `constraint=C,nodemask=N,cpuset=PATH,mems_allowed=M,oom_memcg=PATH|global_oom,
+/// task_memcg=PATH,task=COMM,pid=N,uid=N` (dump_oom_victim). `pid` and `uid` are anchored at
+/// the end. `oom_memcg` is taken only when every split of the line in the kernel's order, with
+/// the victim's cgroup inside it, gives the same one: a cgroup or process named to look like
+/// these fields makes it unknown (the kill is then matched by pid), never someone else's.
+fn parse_summary(rest: &str) -> Option<KernelKill> {
+    let (head, uid) = rest.rsplit_once(",uid=")?;
+    let (head, pid) = head.rsplit_once(",pid=")?;
+    let (pid, uid) = (number::<u32>(pid)?, number::<u32>(uid)?);
+    let constraint = rest
+        .strip_prefix("constraint=")
+        .and_then(|r| r.split(',').next())
+        .filter(|c| c.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') && !c.is_empty())
+        .map(str::to_string);
+    const OOM: &str = ",oom_memcg=";
+    const TASK_MEMCG: &str = ",task_memcg=";
+    const TASK: &str = ",task=";
+    let mut splits: Vec<(&str, &str)> = Vec::new();
+    for (i, _) in head.match_indices(OOM) {
+        let o_start = i + OOM.len();
+        for (j, _) in head[o_start..].match_indices(TASK_MEMCG) {
+            let oom_memcg = &head[o_start..o_start + j];
+            let t_start = o_start + j + TASK_MEMCG.len();
+            for (k, _) in head[t_start..].match_indices(TASK) {
+                let task_memcg = &head[t_start..t_start + k];
+                let inside = task_memcg == oom_memcg
+                    || task_memcg
+                        .strip_prefix(oom_memcg)
+                        .is_some_and(|r| r.starts_with('/') || oom_memcg.ends_with('/'));
+                if oom_memcg.starts_with('/') && inside {
+                    splits.push((oom_memcg, &head[t_start + k + TASK.len()..]));
+                }
+            }
+        }
+    }
+    let oom_memcg = match splits.first() {
+        Some((first, _)) if splits.iter().all(|(o, _)| o == first) => Some(first.to_string()),
+        _ => None,
+    };
+    // The name is only shown; the "Killed process" line, anchored at both ends, corrects it.
+    let comm = match splits.first() {
+        Some((_, comm)) => comm,
+        None => {
+            let after = head.find(TASK_MEMCG).map_or(head, |j| &head[j..]);
+            &after[after.find(TASK)? + TASK.len()..]
+        }
+    };
     Some(KernelKill {
-        pid: pid.parse().ok()?,
-        comm,
+        pid,
+        comm: comm.to_string(),
+        oom_memcg,
+        constraint,
+        uid: Some(uid),
+    })
+}
+
+/// `Memory cgroup out of memory: Killed process PID (COMM) total-vm:NkB, anon-rss:NkB,
+/// file-rss:NkB, shmem-rss:NkB, UID:N pgtables:NkB oom_score_adj:N` (__oom_kill_process), or
+/// `Out of memory…: Killed process …` for the whole machine. The name ends at the last
+/// `) total-vm:`: everything after it is the kernel's numbers.
+fn parse_killed(msg: &str) -> Option<KernelKill> {
+    const KILLED: &str = ": Killed process ";
+    let (cause, rest) = msg.split_once(KILLED)?;
+    let memcg = cause == "Memory cgroup out of memory";
+    if !memcg && !cause.starts_with("Out of memory") {
+        return None;
+    }
+    let (pid, rest) = rest.split_once(" (")?;
+    let close = rest.rfind(") total-vm:")?;
+    let tail = &rest[close..];
+    let uid = tail
+        .split_once(" UID:")
+        .and_then(|(_, u)| u.split_whitespace().next())
+        .and_then(number);
+    Some(KernelKill {
+        pid: number(pid)?,
+        comm: rest[..close].to_string(),
         oom_memcg: None,
-        constraint: msg
-            .starts_with("Memory cgroup out of memory")
-            .then(|| "CONSTRAINT_MEMCG".to_string()),
+        constraint: memcg.then(|| "CONSTRAINT_MEMCG".to_string()),
         uid,
     })
 }
@@ -111,10 +172,16 @@ impl Kmsg {
         let Some(kill) = parse_message(msg) else {
             return;
         };
-        // The summary line comes first; the "Killed process" line for the same pid adds nothing.
+        // One kill, two lines: the cgroup comes from the summary, the name from the
+        // "Killed process" line (anchored at both ends, it cannot be misread).
+        let summary = msg.starts_with("oom-kill:");
         if let Some(seen) = self.recent.iter_mut().find(|k| k.pid == kill.pid) {
-            if seen.oom_memcg.is_none() && kill.oom_memcg.is_some() {
-                *seen = kill;
+            if summary {
+                seen.oom_memcg = kill.oom_memcg;
+                seen.constraint = kill.constraint.or(seen.constraint.take());
+                seen.uid = kill.uid.or(seen.uid);
+            } else {
+                seen.comm = kill.comm;
             }
             return;
         }
@@ -165,6 +232,63 @@ mod tests {
         assert_eq!(parse_message("usb 1-1: new device"), None);
         let odd = SUMMARY.replace("task=stress-ng-vm", "task=a,b (x)");
         assert_eq!(parse_message(&odd).map(|k| k.comm), Some("a,b (x)".to_string()));
+        let global = "Out of memory: Killed process 99 (java) total-vm:1kB, anon-rss:1kB, file-rss:0kB, shmem-rss:0kB, UID:1002 pgtables:1kB oom_score_adj:0";
+        let k = parse_message(global).expect("global");
+        assert_eq!(
+            (k.pid, k.comm.as_str(), k.uid, k.constraint),
+            (99, "java", Some(1002), None)
+        );
+    }
+
+    /// Names the user chooses: a process name (15 bytes) and cgroups in their delegated subtree.
+    #[test]
+    fn names_shaped_like_fields_cannot_spoof_the_report() {
+        // A process named to carry its own pid and uid.
+        let named = SUMMARY.replace("task=stress-ng-vm", "task=x,pid=1,uid=0");
+        let k = parse_message(&named).expect("parsed");
+        assert_eq!((k.pid, k.uid), (1234, Some(1001)));
+        assert_eq!(k.comm, "x,pid=1,uid=0");
+        assert_eq!(k.oom_memcg.as_deref(), Some("/user.slice/user-1001.slice"));
+
+        // A scope named to carry another pid and task: the victim is still pid 1234.
+        let scope = SUMMARY.replace("session-3.scope", "a,task=sshd,pid=1,uid=0,task=b");
+        let k = parse_message(&scope).expect("parsed");
+        assert_eq!((k.pid, k.uid), (1234, Some(1001)));
+        assert_eq!(k.oom_memcg.as_deref(), Some("/user.slice/user-1001.slice"));
+
+        // The cpuset path (the allocating task's) is written before oom_memcg: named to pass as
+        // another user's cgroup, it makes the cgroup unknown, never the other user's.
+        let cpuset = SUMMARY.replace(
+            "cpuset=/",
+            "cpuset=/user.slice/user-1001.slice/x,oom_memcg=/user.slice/user-1002.slice,task_memcg=/user.slice/user-1002.slice/y",
+        );
+        let k = parse_message(&cpuset).expect("parsed");
+        assert_eq!(k.pid, 1234);
+        assert_ne!(k.oom_memcg.as_deref(), Some("/user.slice/user-1002.slice"));
+
+        // "Killed process": the name cannot carry a UID or another pid.
+        let killed = KILLED.replace("(stress-ng-vm)", "(x) UID:0 y)");
+        let k = parse_message(&killed).expect("parsed");
+        assert_eq!((k.pid, k.uid, k.comm.as_str()), (1234, Some(1001), "x) UID:0 y"));
+        let killed = KILLED.replace("(stress-ng-vm)", "(a) total-vm:1kB, UID:0 pgtables:1kB (b)");
+        let k = parse_message(&killed).expect("parsed");
+        assert_eq!(k.uid, Some(1001));
+        assert!(parse_message("audit: Killed process 1 (init) total-vm:1kB, UID:0").is_none());
+    }
+
+    #[test]
+    fn the_name_comes_from_the_killed_line_the_cgroup_from_the_summary() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("kmsg");
+        std::fs::write(&path, "").expect("write");
+        let mut k = Kmsg::open(&path).expect("open");
+        let scope = SUMMARY.replace("session-3.scope", "s,task=t");
+        k.take(&format!("3,2,100,-;{scope}\n"));
+        k.take(&format!("3,3,101,-;{KILLED}\n"));
+        let got = k
+            .claim("/user.slice/user-1001.slice", &[], None)
+            .expect("claimed");
+        assert_eq!((got.pid, got.comm.as_str()), (1234, "stress-ng-vm"));
     }
 
     #[test]
