@@ -6,7 +6,10 @@ use crate::pam::{self, Finding as PamFinding};
 use crate::policy;
 use crate::status;
 use contain_host::Machine;
+use contain_host::paths;
 use contain_host::read_sources;
+use contain_host::status::StatusError;
+use contain_host::{GeneratorStatus, Outcome};
 use contain_policy::value::{Size, human_bytes};
 use contain_policy::{FailureAction, Limits, Policy, Source, aggregate, parse};
 use serde::Serialize;
@@ -397,18 +400,18 @@ fn docker_checks(host: &Host, p: Option<&Policy>, f: &mut Findings) {
 }
 
 fn generator_checks(host: &Host, f: &mut Findings) {
-    let state = "/run/contain/generator.json";
-    let Some(text) = host.read(state) else {
-        f.add(
-            Severity::Warning,
-            format!("{state} is missing: contain-generator has not run since boot, so no caps are in place"),
-            Some("check that /usr/lib/systemd/system-generators/contain-generator exists, then systemctl daemon-reload"),
-        );
-        return;
-    };
-    let status: serde_json::Value = match serde_json::from_str(&text) {
-        Ok(v) => v,
-        Err(e) => {
+    let state = paths::GENERATOR_STATUS;
+    let status = match GeneratorStatus::read(host) {
+        Ok(status) => status,
+        Err(StatusError::Missing) => {
+            f.add(
+                Severity::Warning,
+                format!("{state} is missing: contain-generator has not run since boot, so no caps are in place"),
+                Some("check that /usr/lib/systemd/system-generators/contain-generator exists, then systemctl daemon-reload"),
+            );
+            return;
+        }
+        Err(StatusError::Unreadable(e)) => {
             f.add(
                 Severity::Warning,
                 format!("{state} is unreadable: {e}"),
@@ -417,42 +420,32 @@ fn generator_checks(host: &Host, f: &mut Findings) {
             return;
         }
     };
-    let errors: Vec<String> = status["errors"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|e| e.as_str().map(str::to_string)).collect())
-        .unwrap_or_default();
-    match status["outcome"].as_str() {
-        Some("applied") if errors.is_empty() => f.ok("the generator applied the policy at its last run"),
-        Some("default") => f.add(
+    let errors = &status.errors;
+    match status.outcome {
+        Outcome::Applied if errors.is_empty() => f.ok("the generator applied the policy at its last run"),
+        Outcome::Default => f.add(
             Severity::Info,
             "the generator applied the built-in default policy (no policy file at its last run)",
             None,
         ),
-        Some(outcome) => f.add(
+        outcome => f.add(
             Severity::Error,
             format!(
-                "the generator's last run: {outcome}, {} error(s){}",
+                "the generator's last run: {}, {} error(s){}",
+                serde_json::to_value(outcome)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
                 errors.len(),
                 errors.first().map_or(String::new(), |e| format!("; first: {e}"))
             ),
             Some("fix the policy (this check lists its errors), then containctl apply"),
         ),
-        None => f.add(
-            Severity::Warning,
-            format!("{state} has no outcome"),
-            Some("systemctl daemon-reload"),
-        ),
     }
     // A policy edited after the generator ran is not in force yet.
     let mtime = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
     let ran = mtime(&host.path(state));
-    let newest = status["sources"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s.as_str())
-        .filter_map(|s| mtime(&host.path(s)))
-        .max();
+    let newest = status.sources.iter().filter_map(|s| mtime(&host.path(s))).max();
     if let (Some(ran), Some(newest)) = (ran, newest)
         && newest > ran
     {

@@ -20,7 +20,7 @@ mod validate;
 mod cli_tests;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use contain_host::paths::STATE_DIR;
+use contain_host::GeneratorStatus;
 use contain_host::{Outcome, write_atomic};
 use host::Host;
 use serde::Serialize;
@@ -296,9 +296,7 @@ fn run(cli: Cli) -> u8 {
         Cmd::Metrics { out, no_journal } => {
             let loaded = policy::effective(&host, None);
             let report = status::collect(&host, &loaded.policy);
-            let generator = host
-                .read(&format!("{STATE_DIR}/generator.json"))
-                .and_then(|t| serde_json::from_str(&t).ok());
+            let generator = GeneratorStatus::read(&host).ok();
             let oomd = if no_journal {
                 None
             } else {

@@ -3,7 +3,7 @@
 
 use crate::host::Host;
 use crate::status::{Report, Row};
-use contain_host::Cap;
+use contain_host::{Cap, GeneratorStatus, Outcome};
 use contain_policy::{Policy, aggregate};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -110,7 +110,7 @@ type Getter = fn(&Row) -> Option<String>;
 pub struct Extra<'a> {
     pub policy: &'a Policy,
     /// The generator's status (generator.json), if it ran.
-    pub generator: Option<serde_json::Value>,
+    pub generator: Option<GeneratorStatus>,
     pub oomd: Option<OomdKills>,
 }
 
@@ -298,21 +298,18 @@ pub fn render(report: &Report, extra: &Extra) -> String {
         }
     }
 
-    let outcome = extra
-        .generator
-        .as_ref()
-        .and_then(|g| g["outcome"].as_str().map(str::to_string));
+    let outcome = extra.generator.as_ref().map(|g| match g.outcome {
+        Outcome::Applied => "applied",
+        Outcome::Default => "default",
+        Outcome::Fallback => "fallback",
+    });
     o.family(
         "contain_generator_outcome",
         "gauge",
         "The generator's last outcome: 1 for the one that happened (applied, default or fallback).",
     );
     for name in ["applied", "default", "fallback"] {
-        let v = if outcome.as_deref() == Some(name) {
-            "1"
-        } else {
-            "0"
-        };
+        let v = if outcome == Some(name) { "1" } else { "0" };
         o.sample("contain_generator_outcome", &[("outcome", name)], v);
     }
     o.family(
@@ -320,11 +317,7 @@ pub fn render(report: &Report, extra: &Extra) -> String {
         "gauge",
         "Errors in the generator's last run.",
     );
-    let errors = extra
-        .generator
-        .as_ref()
-        .and_then(|g| g["errors"].as_array().map(Vec::len))
-        .unwrap_or(0);
+    let errors = extra.generator.as_ref().map_or(0, |g| g.errors.len());
     o.sample("contain_generator_errors", &[], &errors.to_string());
 
     o.family(

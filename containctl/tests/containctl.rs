@@ -129,6 +129,12 @@ fn host() -> tempfile::TempDir {
         "0",
         "512",
     );
+    // alice's override: CPUQuota=150% (systemd's default 100 ms period).
+    put(
+        r,
+        "sys/fs/cgroup/user.slice/user-1001.slice/cpu.max",
+        "150000 100000\n",
+    );
     cgroup(
         r,
         "/user.slice/user-1002.slice",
@@ -967,7 +973,8 @@ fn apply_reloads_sets_running_slices_and_reloads_oomd() {
             "MemorySwapMax=0",
             "TasksMax=512",
             "CPUWeight=100",
-            "IOWeight=100"
+            "IOWeight=100",
+            "CPUQuotaPerSecUSec=1500000"
         ]
     );
     // root is exempt: its running slice is uncapped.

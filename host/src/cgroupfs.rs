@@ -114,6 +114,26 @@ pub struct Stats {
     pub events_max: Option<u64>,
     pub cpu_weight: Option<u64>,
     pub io_weight: Option<u64>,
+    /// cpu.max as CPU time per second in microseconds (`CPUQuotaPerSecUSec`), or `max`.
+    pub cpu_quota_per_sec: Option<Cap>,
+    /// cpuset.cpus as the kernel writes it (`0-3,8`); empty means every CPU.
+    pub cpuset_cpus: Option<String>,
+}
+
+/// cpu.max (`QUOTA PERIOD` or `max PERIOD`) as CPU time per second, the way systemd's
+/// `CPUQuota=` is given.
+pub fn parse_cpu_max(text: &str) -> Option<Cap> {
+    let mut f = text.split_whitespace();
+    let (quota, period) = (f.next()?, f.next()?.parse::<u64>().ok()?);
+    if period == 0 {
+        return None;
+    }
+    match quota {
+        "max" => Some(Cap::Max),
+        q => Some(Cap::Value(
+            u64::try_from(u128::from(q.parse::<u64>().ok()?) * 1_000_000 / u128::from(period)).ok()?,
+        )),
+    }
 }
 
 impl Stats {
@@ -145,6 +165,8 @@ impl Stats {
             cpu_weight: num("cpu.weight"),
             // io.weight reads `default 100` (plus per-device lines).
             io_weight: file("io.weight").and_then(|t| key_value(&t, "default")),
+            cpu_quota_per_sec: file("cpu.max").map(|t| parse_cpu_max(&t).unwrap_or(Cap::Unreadable)),
+            cpuset_cpus: file("cpuset.cpus").map(|t| t.trim().to_string()),
         }
     }
 }

@@ -4,7 +4,7 @@
 use crate::cgroupfs::{Cap, Stats, meminfo_kb};
 use crate::root::Root;
 use contain_policy::Limits;
-use contain_policy::value::{Size, Tasks, human_bytes};
+use contain_policy::value::{CpuQuota, CpuSet, Size, Tasks, human_bytes};
 use serde::Serialize;
 use std::fmt;
 
@@ -148,7 +148,43 @@ pub fn compare(m: &Machine, limits: &Limits, stats: &Stats) -> Vec<Mismatch> {
         let live = Cap::Value(stats.io_weight.unwrap_or(100));
         check("IOWeight", Some(live), Cap::Value(w.into()), false, 0);
     }
+    if let Some(q) = limits.cpu_quota {
+        // No cpu.max: the controller is off there, so nothing limits the CPU time.
+        let live = stats.cpu_quota_per_sec.unwrap_or(Cap::Max);
+        let want = match q {
+            CpuQuota::Infinity => Cap::Max,
+            CpuQuota::Permyriad(_) => Cap::Value(q.usec_per_sec()),
+        };
+        // systemd turns the quota into one per period; 1% covers its rounding.
+        let slack = want.value().unwrap_or(0) / 100;
+        check("CPUQuota", Some(live), want, false, slack);
+        if let Some(m) = out.last_mut().filter(|m| m.property == "CPUQuota") {
+            m.live = m.live.as_ref().map(|_| show_quota(live));
+            m.policy = q.to_string();
+        }
+    }
+    if let Some(want) = &limits.allowed_cpus {
+        // No cpuset.cpus (controller off) or an empty one: every CPU.
+        let live = match stats.cpuset_cpus.as_deref() {
+            None | Some("") => Some(CpuSet::default()),
+            Some(text) => CpuSet::parse(text).ok(),
+        };
+        if live.as_ref() != Some(want) {
+            out.push(Mismatch {
+                property: "AllowedCPUs",
+                live: Some(live.map_or_else(|| "unreadable".to_string(), |l| l.to_string())),
+                policy: want.to_string(),
+            });
+        }
+    }
     out
+}
+
+fn show_quota(c: Cap) -> String {
+    match c {
+        Cap::Value(usec) => CpuQuota::Permyriad(usec / 100).to_string(),
+        other => show_cap(other, false),
+    }
 }
 
 /// The subset of `limits` that `mismatches` name: what a repair sets again.
@@ -161,6 +197,8 @@ pub fn to_repair(limits: &Limits, mismatches: &[Mismatch]) -> Limits {
         tasks_max: limits.tasks_max.filter(|_| named("TasksMax")),
         cpu_weight: limits.cpu_weight.filter(|_| named("CPUWeight")),
         io_weight: limits.io_weight.filter(|_| named("IOWeight")),
+        cpu_quota: limits.cpu_quota.filter(|_| named("CPUQuota")),
+        allowed_cpus: limits.allowed_cpus.clone().filter(|_| named("AllowedCPUs")),
         ..Limits::default()
     }
 }
@@ -230,5 +268,41 @@ mod tests {
         let diff = compare(&m, &limits, &stats);
         assert_eq!(diff[0].to_string(), "MemoryHigh is unset, policy says 12G");
         assert!(!diff.iter().any(|d| d.property == "MemorySwapMax"));
+    }
+
+    #[test]
+    fn cpu_quota_and_allowed_cpus_compare_with_cpu_max_and_cpuset() {
+        let m = machine();
+        let limits = Limits {
+            cpu_quota: Some(CpuQuota::Permyriad(15_000)),
+            allowed_cpus: Some(CpuSet::parse("0-2,9").expect("cpus")),
+            ..Limits::default()
+        };
+        let mut stats = Stats {
+            cpu_quota_per_sec: crate::cgroupfs::parse_cpu_max("150000 100000"),
+            cpuset_cpus: Some("0-2,9".into()),
+            ..Stats::default()
+        };
+        assert_eq!(compare(&m, &limits, &stats), []);
+        stats.cpu_quota_per_sec = Some(Cap::Max);
+        stats.cpuset_cpus = Some(String::new());
+        let diff = compare(&m, &limits, &stats);
+        let shown: Vec<String> = diff.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "CPUQuota is infinity, policy says 150%",
+                "AllowedCPUs is all, policy says 0-2,9"
+            ]
+        );
+        let repair = to_repair(&limits, &diff);
+        assert_eq!(repair.cpu_quota, limits.cpu_quota);
+        assert_eq!(repair.allowed_cpus, limits.allowed_cpus);
+        // Lifting a quota: a slice without cpu.max has none.
+        let lifted = Limits {
+            cpu_quota: Some(CpuQuota::Infinity),
+            ..Limits::default()
+        };
+        assert_eq!(compare(&m, &lifted, &Stats::default()), []);
     }
 }
