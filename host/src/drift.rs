@@ -199,7 +199,6 @@ pub fn to_repair(limits: &Limits, mismatches: &[Mismatch]) -> Limits {
         io_weight: limits.io_weight.filter(|_| named("IOWeight")),
         cpu_quota: limits.cpu_quota.filter(|_| named("CPUQuota")),
         allowed_cpus: limits.allowed_cpus.clone().filter(|_| named("AllowedCPUs")),
-        ..Limits::default()
     }
 }
 
