@@ -21,6 +21,8 @@ apt_need libpam0g-dev libpam-wrapper libnss-wrapper pamtester dbus
 apt_need python3 python3-prometheus-client
 # The shipped alerting rules are checked and unit-tested with promtool.
 apt_need prometheus
+# The package's PAM module path per architecture is checked against dpkg-architecture.
+apt_need dpkg-dev
 
 if ((${#missing[@]})); then
     echo "deps: installing ${missing[*]}"

@@ -7,14 +7,19 @@ vm-deps:
 	bash tests/vm/deps.sh
 
 # Release binaries for the whole workspace, then the package; lintian must be clean.
+# DEB_TARGET (a Rust target, e.g. aarch64-unknown-linux-gnu) builds another architecture's
+# package: its variant in packaging/Cargo.toml has the PAM module in that multiarch directory.
+DEB_TARGET ?=
+DEB_CROSS := $(if $(DEB_TARGET),--target $(DEB_TARGET))
 deb: vm-deps
-	cargo build --release --workspace
+	cargo build --release --workspace $(DEB_CROSS)
 	mkdir -p packaging/completions
 	target/release/containctl completions bash >packaging/completions/containctl
 	target/release/containctl completions zsh >packaging/completions/_containctl
 	target/release/containctl completions fish >packaging/completions/containctl.fish
 	rm -f target/debian/contain_*.deb
-	cargo deb -p contain --no-build
+	mkdir -p target/debian
+	cargo deb -p contain --no-build $(if $(DEB_TARGET),$(DEB_CROSS) --variant $$(packaging/deb-arch.sh $(DEB_TARGET)) -o target/debian/)
 	lintian --fail-on error,warning --suppress-tags $(DEB_LINTIAN_ALLOW) target/debian/contain_*.deb
 	for f in bash-completion/completions/containctl zsh/vendor-completions/_containctl \
 		fish/vendor_completions.d/containctl.fish; do \
