@@ -6,15 +6,18 @@ use crate::pam::{self, Finding as PamFinding};
 use crate::policy;
 use crate::status;
 use contain_host::Machine;
+use contain_host::accounts::{self, LookupError};
 use contain_host::paths;
 use contain_host::read_sources;
 use contain_host::status::StatusError;
 use contain_host::{GeneratorStatus, Outcome};
-use contain_policy::value::{Size, human_bytes};
+use contain_policy::value::{CpuSet, Size, human_bytes};
 use contain_policy::{FailureAction, Limits, Policy, Source, aggregate, parse};
+use contain_policy::{Selector, UserRef};
 use serde::Serialize;
 use std::fs;
 use std::path::Path;
+use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -78,6 +81,8 @@ pub fn run(host: &Host, given: Option<&Path>) -> Report {
     let machine = Machine::of(host);
     if let Some(p) = &policy {
         policy_checks(p, &machine, host, &mut f);
+        name_checks(host, p, &mut f);
+        cpu_checks(host, p, &mut f);
     }
     host_checks(host, policy.as_ref(), &mut f);
     if let Some(p) = &policy {
@@ -236,6 +241,122 @@ fn policy_checks(p: &Policy, m: &Machine, host: &Host, f: &mut Findings) {
                 "swap {}: kept for the system, users may not use it",
                 human_bytes(ram)
             ));
+        }
+    }
+}
+
+/// How long a check waits for the directory (SSSD, LDAP) per name.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Every user and group the policy names must be one NSS knows, by its canonical name: a typo,
+/// or a directory name written in another case or fully qualified, silently never applies.
+fn name_checks(host: &Host, p: &Policy, f: &mut Findings) {
+    let mut users: Vec<(String, String)> = Vec::new();
+    let mut groups: Vec<(String, String)> = Vec::new();
+    for o in &p.overrides {
+        let place = format!("the override for {} ({})", o.selector, o.origin);
+        match &o.selector {
+            Selector::User(name) => users.push((name.clone(), place)),
+            Selector::Group(name) => groups.push((name.clone(), place)),
+            Selector::Uid(_) => {}
+        }
+    }
+    for (list, what) in [
+        (&p.users.exempt, "[users] exempt_users"),
+        (&p.login.never_deny_users, "[login] never_deny_users"),
+    ] {
+        for u in list {
+            if let UserRef::Name(name) = u {
+                users.push((name.clone(), what.to_string()));
+            }
+        }
+    }
+    for g in &p.login.never_deny_groups {
+        groups.push((g.clone(), "[login] never_deny_groups".to_string()));
+    }
+    let mut unknown = 0;
+    for (name, place) in &users {
+        match accounts::by_name(host, name, LOOKUP_TIMEOUT) {
+            Ok(account) if account.name == *name => {}
+            Ok(account) => {
+                unknown += 1;
+                f.add(
+                    Severity::Warning,
+                    format!(
+                        "{place}: `{name}` is the account `{}` to NSS; the policy matches the account's own name, so this entry never applies",
+                        account.name
+                    ),
+                    Some(&format!("write `{}` as NSS names it (getent passwd {name})", account.name)),
+                );
+            }
+            Err(LookupError::NotFound(_)) => {
+                unknown += 1;
+                f.add(
+                    Severity::Warning,
+                    format!("{place}: no user `{name}` is known to NSS, so this entry never applies"),
+                    Some("check the spelling against `getent passwd`; a directory user must resolve here (sssd, nslcd)"),
+                );
+            }
+            Err(e) => f.add(
+                Severity::Info,
+                format!("{place}: cannot check user `{name}`: {e}"),
+                None,
+            ),
+        }
+    }
+    for (name, place) in &groups {
+        match accounts::group_exists(host, name, LOOKUP_TIMEOUT) {
+            Ok(true) => {}
+            Ok(false) => {
+                unknown += 1;
+                f.add(
+                    Severity::Warning,
+                    format!("{place}: no group `{name}` is known to NSS, so this entry never applies"),
+                    Some("check the spelling against `getent group`; a directory group must resolve here"),
+                );
+            }
+            Err(e) => f.add(
+                Severity::Info,
+                format!("{place}: cannot check group `{name}`: {e}"),
+                None,
+            ),
+        }
+    }
+    if unknown == 0 && !(users.is_empty() && groups.is_empty()) {
+        f.ok(format!(
+            "every user and group the policy names is known to NSS ({} users, {} groups)",
+            users.len(),
+            groups.len()
+        ));
+    }
+}
+
+/// `allowed_cpus` naming no CPU this host has cannot take effect.
+fn cpu_checks(host: &Host, p: &Policy, f: &mut Findings) {
+    let Some(online) = host
+        .read("/sys/devices/system/cpu/online")
+        .and_then(|t| CpuSet::parse(&t).ok())
+    else {
+        return;
+    };
+    let sets = std::iter::once(("[users]".to_string(), &p.users.limits))
+        .chain(p.overrides.iter().map(|o| {
+            (
+                format!("the override for {} ({})", o.selector, o.origin),
+                &o.limits,
+            )
+        }))
+        .chain(p.trees.iter().map(|t| (format!("[trees.{}]", t.name), &t.limits)));
+    for (place, limits) in sets {
+        if let Some(set) = &limits.allowed_cpus
+            && !set.is_all()
+            && !set.intersects(&online)
+        {
+            f.add(
+                Severity::Warning,
+                format!("{place}: allowed_cpus = \"{set}\" names no CPU of this host (online: {online}); systemd then ignores it"),
+                Some("name CPUs this host has (see /sys/devices/system/cpu/online)"),
+            );
         }
     }
 }

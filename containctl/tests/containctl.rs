@@ -73,15 +73,17 @@ fn host() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let r = dir.path();
     let fixtures = workspace().join("tests/fixtures/etc");
+    // The VM's directory accounts the test policy names (ldapdave, ldaphpc), here as files.
     put(
         r,
         "etc/passwd",
-        &fs::read_to_string(fixtures.join("passwd")).unwrap(),
+        &(fs::read_to_string(fixtures.join("passwd")).unwrap()
+            + "ldapdave:x:5002:5002::/home/ldapdave:/bin/bash\n"),
     );
     put(
         r,
         "etc/group",
-        &fs::read_to_string(fixtures.join("group")).unwrap(),
+        &(fs::read_to_string(fixtures.join("group")).unwrap() + "ldaphpc:x:6000:\n"),
     );
     put(
         r,
@@ -406,6 +408,37 @@ fn metrics_show_a_fallback_and_a_drift() {
 // ---------- check ----------
 
 #[test]
+fn check_warns_about_names_nss_does_not_know_and_cpus_the_host_lacks() {
+    let h = host();
+    let r = h.path();
+    let text = fs::read_to_string(workspace().join("tests/vm/policy.toml")).unwrap();
+    put(
+        r,
+        "etc/contain/policy.toml",
+        &format!(
+            "{text}\n[[override]]\nuser = \"alcie\"\nmemory_max = \"700M\"\n\n[[override]]\ngroup = \"gpu-users\"\nallowed_cpus = \"64-127\"\n"
+        ),
+    );
+    put(r, "sys/devices/system/cpu/online", "0-3\n");
+    let o = containctl(r, &["check"]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 1, "{out}");
+    assert!(
+        out.contains("no user `alcie` is known to NSS, so this entry never applies"),
+        "{out}"
+    );
+    assert!(
+        out.contains("no group `gpu-users` is known to NSS, so this entry never applies"),
+        "{out}"
+    );
+    assert!(
+        out.contains("allowed_cpus = \"64-127\" names no CPU of this host (online: 0-3)"),
+        "{out}"
+    );
+    assert!(!out.contains("every user and group the policy names"), "{out}");
+}
+
+#[test]
 fn check_is_clean_on_a_well_set_host() {
     let h = host();
     let o = containctl(h.path(), &["check"]);
@@ -414,6 +447,10 @@ fn check_is_clean_on_a_well_set_host() {
     assert!(text.contains("No problems found."), "{text}");
     assert!(
         text.contains("ok: the caps fit in RAM: 2 users × 800M = 1.6G (user.slice capped at 900M: 900M)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("every user and group the policy names is known to NSS"),
         "{text}"
     );
 

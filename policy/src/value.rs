@@ -441,6 +441,16 @@ impl CpuSet {
     }
 
     /// True for `all`: no restriction.
+    /// Whether the two sets share a CPU (an empty set means every CPU).
+    pub fn intersects(&self, other: &CpuSet) -> bool {
+        if self.is_all() || other.is_all() {
+            return true;
+        }
+        self.0
+            .iter()
+            .any(|&(a, b)| other.0.iter().any(|&(c, d)| a <= d && c <= b))
+    }
+
     pub fn is_all(&self) -> bool {
         self.0.is_empty()
     }
