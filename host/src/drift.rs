@@ -199,6 +199,9 @@ pub fn to_repair(limits: &Limits, mismatches: &[Mismatch]) -> Limits {
         io_weight: limits.io_weight.filter(|_| named("IOWeight")),
         cpu_quota: limits.cpu_quota.filter(|_| named("CPUQuota")),
         allowed_cpus: limits.allowed_cpus.clone().filter(|_| named("AllowedCPUs")),
+        // io.max is keyed by device number, not by the policy's paths: not compared yet.
+        io_read_bandwidth_max: None,
+        io_write_bandwidth_max: None,
     }
 }
 

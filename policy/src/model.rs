@@ -1,6 +1,6 @@
 //! The validated policy: plain data, every value already checked.
 
-use crate::value::{CpuQuota, CpuSet, Permyriad, Size, Span, Tasks};
+use crate::value::{CpuQuota, CpuSet, IoBandwidth, Permyriad, Size, Span, Tasks};
 use serde::Serialize;
 use std::fmt;
 
@@ -29,6 +29,8 @@ pub struct Limits {
     pub io_weight: Option<u16>,
     pub cpu_quota: Option<CpuQuota>,
     pub allowed_cpus: Option<CpuSet>,
+    pub io_read_bandwidth_max: Option<IoBandwidth>,
+    pub io_write_bandwidth_max: Option<IoBandwidth>,
 }
 
 impl Limits {
@@ -65,6 +67,14 @@ impl Limits {
         }
         if let Some(set) = &self.allowed_cpus {
             out.push(("AllowedCPUs", set.unit_value()));
+        }
+        for (key, cap) in [
+            ("IOReadBandwidthMax", &self.io_read_bandwidth_max),
+            ("IOWriteBandwidthMax", &self.io_write_bandwidth_max),
+        ] {
+            for v in cap.iter().flat_map(IoBandwidth::unit_values) {
+                out.push((key, v));
+            }
         }
         out
     }
@@ -165,6 +175,10 @@ pub struct Docker {
 pub struct System {
     pub cpu_weight: Option<u16>,
     pub io_weight: Option<u16>,
+    /// `IODeviceLatencyTargetSec=` on system.slice and exempt accounts' slices, per device.
+    pub io_latency_target: Option<Span>,
+    /// The paths whose backing devices `io_latency_target` applies to.
+    pub io_devices: Vec<String>,
     /// Memory kept free for system.slice in the aggregate check.
     pub reserve: Size,
 }

@@ -2,7 +2,9 @@
 
 use crate::model::*;
 use crate::unit;
-use crate::value::{CpuQuota, CpuSet, Permyriad, Size, Span, Tasks};
+use crate::value::{
+    CpuQuota, CpuSet, DEFAULT_IO_DEVICES, IoBandwidth, Permyriad, Size, Span, Tasks, check_io_device,
+};
 use serde::Serialize;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -278,7 +280,7 @@ fn merge<'a>(into: &mut Entries<'a>, from: Entries<'a>) {
 /// How an integer written without quotes becomes a value.
 type IntParser<T> = dyn Fn(&str) -> Result<T, String>;
 
-const LIMIT_KEYS: [&str; 8] = [
+const LIMIT_KEYS: [&str; 11] = [
     "memory_high",
     "memory_max",
     "memory_swap_max",
@@ -287,16 +289,21 @@ const LIMIT_KEYS: [&str; 8] = [
     "io_weight",
     "cpu_quota",
     "allowed_cpus",
+    "io_read_bandwidth_max",
+    "io_write_bandwidth_max",
+    "io_devices",
 ];
 
 /// The limit keys that cap a user (weights only share, they never cap).
-const CAP_KEYS: [&str; 6] = [
+const CAP_KEYS: [&str; 8] = [
     "memory_high",
     "memory_max",
     "memory_swap_max",
     "tasks_max",
     "cpu_quota",
     "allowed_cpus",
+    "io_read_bandwidth_max",
+    "io_write_bandwidth_max",
 ];
 
 /// True when `limits` holds back a user somewhere: a finite memory, task or CPU cap.
@@ -308,6 +315,14 @@ fn caps_something(limits: &Limits) -> bool {
         || limits.tasks_max.is_some_and(|t| t != Tasks::Infinity)
         || limits.cpu_quota.is_some_and(|q| q != CpuQuota::Infinity)
         || limits.allowed_cpus.as_ref().is_some_and(|c| !c.is_all())
+        || limits
+            .io_read_bandwidth_max
+            .as_ref()
+            .is_some_and(|b| b.bytes_per_sec.is_some())
+        || limits
+            .io_write_bandwidth_max
+            .as_ref()
+            .is_some_and(|b| b.bytes_per_sec.is_some())
 }
 
 /// A table being read: checks for unknown keys up front, then hands out typed values.
@@ -498,6 +513,61 @@ impl<'n> Reader<'n> {
         .map(|v| v.0)
     }
 
+    fn io_bandwidth(&self, d: &mut Diags, key: &str, devices: &[String]) -> Option<IoBandwidth> {
+        self.typed(
+            d,
+            key,
+            "bytes per second such as \"20M\" or \"infinity\"",
+            IoBandwidth::parse_rate,
+            None,
+        )
+        .map(|(bytes_per_sec, _)| IoBandwidth {
+            bytes_per_sec,
+            devices: devices.to_vec(),
+        })
+    }
+
+    /// `io_devices`: absolute paths, duplicates dropped; the default list when unset.
+    fn io_devices(&self, d: &mut Diags) -> Vec<String> {
+        let default = || DEFAULT_IO_DEVICES.iter().map(|p| p.to_string()).collect();
+        let Some(node) = self.node("io_devices") else {
+            return default();
+        };
+        let Kind::Array(items) = &node.kind else {
+            self.wrong_type(
+                d,
+                "io_devices",
+                node,
+                "an array of paths such as [\"/\", \"/home\"]",
+            );
+            return default();
+        };
+        let mut out: Vec<String> = Vec::new();
+        for item in items {
+            match &item.kind {
+                Kind::Str(s) => match check_io_device(s) {
+                    Ok(()) if !out.iter().any(|p| p == s) => out.push(s.to_string()),
+                    Ok(()) => {}
+                    Err(msg) => d.error(&item.at, format!("`io_devices` in {}: {msg}", self.name), None),
+                },
+                other => d.error(
+                    &item.at,
+                    format!("entries of `io_devices` are paths, not {}", other.type_name()),
+                    None,
+                ),
+            }
+        }
+        if items.is_empty() {
+            d.error(
+                &node.at,
+                format!("`io_devices` in {} is empty", self.name),
+                Some("name the paths whose disks the IO caps apply to, or leave io_devices out for /, /home, /var and /tmp".into()),
+            );
+            return default();
+        }
+        out
+    }
+
     fn weight(&self, d: &mut Diags, key: &str) -> Option<u16> {
         self.int(d, key, 1, 10_000).map(|v| v as u16)
     }
@@ -585,6 +655,7 @@ impl<'n> Reader<'n> {
                 Some("memory_high is the throttling point and must be at or below memory_max".into()),
             );
         }
+        let devices = self.io_devices(d);
         Limits {
             memory_high: high.map(|v| v.0),
             memory_max: max.map(|v| v.0),
@@ -594,6 +665,8 @@ impl<'n> Reader<'n> {
             io_weight: self.weight(d, "io_weight"),
             cpu_quota: self.cpu_quota(d, "cpu_quota"),
             allowed_cpus: self.cpu_set(d, "allowed_cpus"),
+            io_read_bandwidth_max: self.io_bandwidth(d, "io_read_bandwidth_max", &devices),
+            io_write_bandwidth_max: self.io_bandwidth(d, "io_write_bandwidth_max", &devices),
         }
     }
 
@@ -770,7 +843,15 @@ fn build(d: &mut Diags, root: &[(Cow<'_, str>, Node<'_>)], sources: &[Source]) -
         d,
         "[system]",
         system_t,
-        &["cpu_weight", "io_weight", "reserve", "police", "pressure_limit"],
+        &[
+            "cpu_weight",
+            "io_weight",
+            "io_latency_target",
+            "io_devices",
+            "reserve",
+            "police",
+            "pressure_limit",
+        ],
     );
     for key in ["police", "pressure_limit"] {
         if let Some(node) = r.node(key) {
@@ -784,6 +865,8 @@ fn build(d: &mut Diags, root: &[(Cow<'_, str>, Node<'_>)], sources: &[Source]) -
     let system = System {
         cpu_weight: r.weight(d, "cpu_weight"),
         io_weight: r.weight(d, "io_weight"),
+        io_latency_target: r.span(d, "io_latency_target").map(|v| v.0),
+        io_devices: r.io_devices(d),
         reserve: r.size(d, "reserve").map_or(Size::Permyriad(1000), |v| v.0),
     };
 

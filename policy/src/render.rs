@@ -44,12 +44,9 @@ pub fn render(policy: &Policy, users: &[LocalUser]) -> Rendered {
     let mut seen = std::collections::HashSet::new();
     for (uid, name) in std::iter::once((0, "root")).chain(users.iter().map(|u| (u.uid, u.name))) {
         if policy.exemption(uid, name).is_some() && seen.insert(uid) {
-            dropin(
-                &unit::user_slice(uid),
-                USER_DROPIN,
-                "Slice",
-                uncapped(&policy.users.limits),
-            );
+            let mut lines = uncapped(&policy.users.limits);
+            lines.extend(io_latency(&policy.system));
+            dropin(&unit::user_slice(uid), USER_DROPIN, "Slice", lines);
         }
     }
 
@@ -72,6 +69,7 @@ pub fn render(policy: &Policy, users: &[LocalUser]) -> Rendered {
     if let Some(w) = policy.system.io_weight {
         system.push(format!("IOWeight={w}"));
     }
+    system.extend(io_latency(&policy.system));
     dropin("system.slice", DROPIN, "Slice", system);
 
     if policy.docker.enabled {
@@ -146,6 +144,19 @@ pub(crate) fn tree_units(tree: &Tree) -> Vec<&str> {
         out.push(tree.slice.as_str());
     }
     out
+}
+
+/// `IODeviceLatencyTargetSec=` per device: what must stay fast (system.slice, exempt
+/// accounts) gets io.latency, which throttles its siblings' IO when it misses the target.
+fn io_latency(system: &System) -> Vec<String> {
+    let Some(target) = system.io_latency_target else {
+        return Vec::new();
+    };
+    system
+        .io_devices
+        .iter()
+        .map(|d| format!("IODeviceLatencyTargetSec={d} {target}"))
+        .collect()
 }
 
 fn policing(p: &Policing) -> Vec<String> {

@@ -1,7 +1,7 @@
 //! What the policy means for one user: effective limits with the rule behind each, and login rules.
 
 use crate::model::*;
-use crate::value::{CpuQuota, CpuSet, Size, Tasks};
+use crate::value::{CpuQuota, CpuSet, IoBandwidth, Size, Tasks};
 use serde::Serialize;
 
 /// Which rule set a value.
@@ -31,6 +31,8 @@ pub struct Effective {
     pub io_weight: Option<Sourced<u16>>,
     pub cpu_quota: Option<Sourced<CpuQuota>>,
     pub allowed_cpus: Option<Sourced<CpuSet>>,
+    pub io_read_bandwidth_max: Option<Sourced<IoBandwidth>>,
+    pub io_write_bandwidth_max: Option<Sourced<IoBandwidth>>,
 }
 
 impl Effective {
@@ -44,6 +46,8 @@ impl Effective {
             io_weight: self.io_weight.as_ref().map(|s| s.value),
             cpu_quota: self.cpu_quota.as_ref().map(|s| s.value),
             allowed_cpus: self.allowed_cpus.as_ref().map(|s| s.value.clone()),
+            io_read_bandwidth_max: self.io_read_bandwidth_max.as_ref().map(|s| s.value.clone()),
+            io_write_bandwidth_max: self.io_write_bandwidth_max.as_ref().map(|s| s.value.clone()),
         }
     }
 
@@ -58,6 +62,8 @@ impl Effective {
             self.io_weight.as_ref().map(|s| &s.rule),
             self.cpu_quota.as_ref().map(|s| &s.rule),
             self.allowed_cpus.as_ref().map(|s| &s.rule),
+            self.io_read_bandwidth_max.as_ref().map(|s| &s.rule),
+            self.io_write_bandwidth_max.as_ref().map(|s| &s.rule),
         ];
         rules
             .into_iter()
@@ -82,6 +88,16 @@ impl Effective {
         set(&mut self.io_weight, limits.io_weight, rule);
         set(&mut self.cpu_quota, limits.cpu_quota, rule);
         set(&mut self.allowed_cpus, limits.allowed_cpus.clone(), rule);
+        set(
+            &mut self.io_read_bandwidth_max,
+            limits.io_read_bandwidth_max.clone(),
+            rule,
+        );
+        set(
+            &mut self.io_write_bandwidth_max,
+            limits.io_write_bandwidth_max.clone(),
+            rule,
+        );
     }
 }
 
@@ -96,6 +112,8 @@ impl Limits {
             tasks_max: self.tasks_max.map(|_| Tasks::Infinity),
             cpu_quota: self.cpu_quota.map(|_| CpuQuota::Infinity),
             allowed_cpus: self.allowed_cpus.as_ref().map(|_| CpuSet::default()),
+            io_read_bandwidth_max: self.io_read_bandwidth_max.as_ref().map(IoBandwidth::lifted),
+            io_write_bandwidth_max: self.io_write_bandwidth_max.as_ref().map(IoBandwidth::lifted),
             ..Limits::default()
         }
     }

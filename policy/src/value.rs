@@ -506,6 +506,80 @@ impl From<CpuSet> for String {
     }
 }
 
+/// The paths whose backing block devices per-user IO caps apply to when a table names none
+/// (systemd resolves each path to its device; several on one device are one cap).
+pub const DEFAULT_IO_DEVICES: [&str; 4] = ["/", "/home", "/var", "/tmp"];
+
+/// An IO bandwidth cap as `IOReadBandwidthMax=`/`IOWriteBandwidthMax=` take it: bytes per
+/// second on the device backing each path, or none (`infinity`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IoBandwidth {
+    /// `None`: no cap (an exempt account's slice lifts the template's).
+    pub bytes_per_sec: Option<u64>,
+    pub devices: Vec<String>,
+}
+
+impl IoBandwidth {
+    /// Parses `20M`, `20M/s`, `1G`, bytes, or `infinity` (base 1024, per second).
+    pub fn parse_rate(text: &str) -> Result<Option<u64>, String> {
+        let t = text.trim();
+        let t = t.strip_suffix("/s").unwrap_or(t);
+        match Size::parse(t) {
+            Ok(Size::Bytes(0)) => Err(format!("`{text}` would stop all IO; write a rate above 0")),
+            Ok(Size::Bytes(b)) => Ok(Some(b)),
+            Ok(Size::Infinity) => Ok(None),
+            Ok(Size::Permyriad(_)) => Err(format!(
+                "`{text}` is a share; an IO cap is bytes per second such as \"20M\""
+            )),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// No cap, for an exempt account's slice.
+    pub fn lifted(&self) -> IoBandwidth {
+        IoBandwidth {
+            bytes_per_sec: None,
+            devices: Vec::new(),
+        }
+    }
+
+    /// The values of its unit-file assignments: one `PATH RATE` per device, or one empty
+    /// assignment that resets every earlier one.
+    pub fn unit_values(&self) -> Vec<String> {
+        match self.bytes_per_sec {
+            None => vec![String::new()],
+            Some(b) => self
+                .devices
+                .iter()
+                .map(|d| format!("{d} {}", format_bytes(b)))
+                .collect(),
+        }
+    }
+}
+
+impl fmt::Display for IoBandwidth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.bytes_per_sec {
+            None => f.write_str("infinity"),
+            Some(b) => write!(f, "{}/s on {}", format_bytes(b), self.devices.join(", ")),
+        }
+    }
+}
+
+/// Checks a path that `io_devices` names: absolute, and one word of plain text.
+pub fn check_io_device(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err(format!("`{path}` is not an absolute path"));
+    }
+    if path.chars().any(|c| c.is_whitespace() || c.is_control()) || path.contains('\\') {
+        return Err(format!(
+            "`{}` holds spaces, backslashes or control characters",
+            path.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

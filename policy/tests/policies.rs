@@ -206,7 +206,7 @@ fn malformed_policies_give_exact_errors() {
     );
     let cases: Vec<(&str, String, &str)> = vec![
         ("unknown key with suggestion", "[users]\nmemroy_max = \"1G\"\n".into(),
-         "policy.toml:2:1: unknown key `memroy_max` in [users]\n  help: did you mean `memory_max`? known keys: memory_high, memory_max, memory_swap_max, tasks_max, cpu_weight, io_weight, cpu_quota, allowed_cpus, caps, exempt_uid_below, exempt_users, police, pressure_limit"),
+         "policy.toml:2:1: unknown key `memroy_max` in [users]\n  help: did you mean `memory_max`? known keys: memory_high, memory_max, memory_swap_max, tasks_max, cpu_weight, io_weight, cpu_quota, allowed_cpus, io_read_bandwidth_max, io_write_bandwidth_max, io_devices, caps, exempt_uid_below, exempt_users, police, pressure_limit"),
         ("unknown section", "[user]\nmemory_max = \"1G\"\n".into(),
          "policy.toml:1:2: unknown key `user` in the policy\n  help: did you mean `users`? known keys: users, user_slice, override, trees, docker, system, oomd, watchdog, login, capacity"),
         ("wrong type", "[users]\nmemory_max = true\n".into(),
@@ -223,6 +223,18 @@ fn malformed_policies_give_exact_errors() {
          "policy.toml:2:14: `cpu_weight` in [users] is 0, out of range\n  help: use a whole number from 1 to 10000"),
         ("weight too big", "[system]\nio_weight = 10001\n".into(),
          "policy.toml:2:13: `io_weight` in [system] is 10001, out of range\n  help: use a whole number from 1 to 10000"),
+        ("io cap as a share", "[users]\nmemory_max = \"1G\"\nio_write_bandwidth_max = \"50%\"\n".into(),
+         "policy.toml:3:26: `io_write_bandwidth_max` in [users]: `50%` is a share; an IO cap is bytes per second such as \"20M\""),
+        ("io cap of zero", "[users]\nio_read_bandwidth_max = \"0\"\n".into(),
+         "policy.toml:2:25: `io_read_bandwidth_max` in [users]: `0` would stop all IO; write a rate above 0"),
+        ("io cap unquoted", "[users]\nmemory_max = \"1G\"\nio_read_bandwidth_max = 20\n".into(),
+         "policy.toml:3:25: `io_read_bandwidth_max` in [users] must be bytes per second such as \"20M\" or \"infinity\", not an integer"),
+        ("relative io device", "[users]\nmemory_max = \"1G\"\nio_devices = [\"/\", \"home\"]\n".into(),
+         "policy.toml:3:20: `io_devices` in [users]: `home` is not an absolute path"),
+        ("io device with a space", "[system]\nio_devices = [\"/srv/a b\"]\n".into(),
+         "policy.toml:2:15: `io_devices` in [system]: `/srv/a b` holds spaces, backslashes or control characters"),
+        ("io latency not a span", "[system]\nio_latency_target = \"fast\"\n".into(),
+         "policy.toml:2:21: `io_latency_target` in [system]: `fast` is not a time span; write e.g. `20s`, `500ms` or `1min`"),
         ("negative size", "[users]\nmemory_max = -1\n".into(),
          "policy.toml:2:14: `memory_max` in [users]: `-1` is negative; a size is 0 or more"),
         ("huge number", huge,
@@ -246,7 +258,7 @@ fn malformed_policies_give_exact_errors() {
         ("override as table", "[override]\nuser = \"a\"\n".into(),
          "policy.toml:1:1: `override` must be an array of tables\n  help: write each one as `[[override]]`, not `[override]`"),
         ("override sets nothing", "[[override]]\nuser = \"a\"\n".into(),
-         "policy.toml:1:1: the override for user a sets no limit\n  help: set one of: memory_high, memory_max, memory_swap_max, tasks_max, cpu_weight, io_weight, cpu_quota, allowed_cpus"),
+         "policy.toml:1:1: the override for user a sets no limit\n  help: set one of: memory_high, memory_max, memory_swap_max, tasks_max, cpu_weight, io_weight, cpu_quota, allowed_cpus, io_read_bandwidth_max, io_write_bandwidth_max, io_devices"),
         ("override breaks high<=max", "[users]\nmemory_high = \"2G\"\nmemory_max = \"3G\"\n[[override]]\nuser = \"a\"\nmemory_max = \"1G\"\n".into(),
          "policy.toml:4:1: for user a the effective memory_high (2G) would be above memory_max (1G)\n  help: set both memory_high and memory_max in this override"),
         ("unicode user name", "[[override]]\nuser = \"alïce\"\nmemory_max = \"1G\"\n".into(),
@@ -331,7 +343,7 @@ fn on_kill_is_an_absolute_path_or_nothing() {
     assert!(errors("[watchdog]\non_kill = 5\n")[0].starts_with("policy.toml:2:11: "));
 }
 
-const CAPS_HELP: &str = "\n  help: the built-in default policy applies instead, so caps stay on. Set a cap in [users] (e.g. memory_max = \"50%\"; any of memory_high, memory_max, memory_swap_max, tasks_max, cpu_quota, allowed_cpus), or write `caps = false` in [users] if users are really meant to run uncapped";
+const CAPS_HELP: &str = "\n  help: the built-in default policy applies instead, so caps stay on. Set a cap in [users] (e.g. memory_max = \"50%\"; any of memory_high, memory_max, memory_swap_max, tasks_max, cpu_quota, allowed_cpus, io_read_bandwidth_max, io_write_bandwidth_max), or write `caps = false` in [users] if users are really meant to run uncapped";
 
 /// A policy emptied or truncated to its comments must not switch every cap off.
 #[test]
@@ -407,7 +419,7 @@ fn caps_false_is_the_explicit_way_to_leave_users_uncapped() {
     assert_eq!(
         errors("[users]\ncaps = false\nmemory_max = \"2G\"\n"),
         [
-            "policy.toml:2:1: `caps = false` in [users], yet [users] sets a cap\n  help: remove `caps = false` to cap users, or remove memory_high, memory_max, memory_swap_max, tasks_max, cpu_quota, allowed_cpus from [users] to leave them uncapped"
+            "policy.toml:2:1: `caps = false` in [users], yet [users] sets a cap\n  help: remove `caps = false` to cap users, or remove memory_high, memory_max, memory_swap_max, tasks_max, cpu_quota, allowed_cpus, io_read_bandwidth_max, io_write_bandwidth_max from [users] to leave them uncapped"
         ]
     );
     assert_eq!(
@@ -459,6 +471,73 @@ allowed_cpus = "4-7,9"
         .unwrap()
         .1;
     assert!(root.contains("\nCPUQuota=\nAllowedCPUs=\n"), "{root}");
+}
+
+/// IO caps per device: a user's bandwidth caps on each path's device (the default paths unless
+/// io_devices names others), lifted for exempt accounts; io.latency on system.slice and on
+/// exempt accounts' slices, which the users' IO then yields to.
+#[test]
+fn io_caps_and_latency_target_render_per_device() {
+    let p = one(r#"
+[users]
+memory_max = "2G"
+io_read_bandwidth_max = "40M"
+io_write_bandwidth_max = "20M/s"
+[[override]]
+user = "alice"
+io_write_bandwidth_max = "infinity"
+[[override]]
+user = "bob"
+io_read_bandwidth_max = "1G"
+io_devices = ["/srv", "/srv", "/"]
+[system]
+io_latency_target = "50ms"
+io_devices = ["/"]
+"#)
+    .unwrap();
+    let a = p.users.limits.assignments();
+    let io: Vec<_> = a.iter().filter(|(k, _)| k.starts_with("IO")).cloned().collect();
+    assert_eq!(
+        io,
+        [
+            ("IOReadBandwidthMax", "/ 40M".to_string()),
+            ("IOReadBandwidthMax", "/home 40M".into()),
+            ("IOReadBandwidthMax", "/var 40M".into()),
+            ("IOReadBandwidthMax", "/tmp 40M".into()),
+            ("IOWriteBandwidthMax", "/ 20M".into()),
+            ("IOWriteBandwidthMax", "/home 20M".into()),
+            ("IOWriteBandwidthMax", "/var 20M".into()),
+            ("IOWriteBandwidthMax", "/tmp 20M".into()),
+        ]
+    );
+    let alice = p.limits_for(1001, "alice", &[]).unwrap();
+    assert_eq!(alice.io_write_bandwidth_max.unwrap().bytes_per_sec, None);
+    let bob = p.limits_for(1002, "bob", &[]).unwrap();
+    let read = bob.io_read_bandwidth_max.unwrap();
+    assert_eq!(read.to_string(), "1G/s on /srv, /");
+    assert_eq!(bob.io_write_bandwidth_max.unwrap().bytes_per_sec, Some(20 << 20));
+
+    let r = render(&p, &[]);
+    let unit = |prefix: &str| {
+        r.units
+            .iter()
+            .find(|(n, _)| n.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix}: {:?}", r.units))
+            .1
+            .clone()
+    };
+    let system = unit("system.slice.d/");
+    assert!(
+        system.ends_with("\n[Slice]\nIODeviceLatencyTargetSec=/ 50ms\n"),
+        "{system}"
+    );
+    // Root's slice: the template's caps lifted by empty assignments, and the latency target.
+    let root = unit("user-0.slice.d/");
+    assert!(
+        root.ends_with("\nIOReadBandwidthMax=\nIOWriteBandwidthMax=\nIODeviceLatencyTargetSec=/ 50ms\n"),
+        "{root}"
+    );
+    assert!(unit("user-.slice.d/").contains("\nIOWriteBandwidthMax=/tmp 20M\n"));
 }
 
 /// Trees that would cap sshd's or every user's slice as a whole, or write another section's

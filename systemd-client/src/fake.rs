@@ -200,6 +200,10 @@ fn show(value: &Variant<'_>) -> String {
             let items: Vec<String> = a.iter().map(show).collect();
             items.join(" ")
         }
+        Variant::Structure(s) => {
+            let fields: Vec<String> = s.fields().iter().map(show).collect();
+            fields.join(":")
+        }
         other => format!("{other:?}"),
     }
 }

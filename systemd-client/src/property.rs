@@ -18,6 +18,8 @@ pub enum Value {
     U32Array(Vec<u32>),
     /// `ay`: a CPU mask, bit `n % 8` of byte `n / 8` for CPU n.
     CpuMask(Vec<u8>),
+    /// `a(st)`: a path and a figure per device (`IOReadBandwidthMax`); empty resets them all.
+    PathU64Array(Vec<(String, u64)>),
 }
 
 impl Value {
@@ -28,6 +30,7 @@ impl Value {
             Value::Str(s) => Variant::from(s.as_str()),
             Value::U32Array(a) => Variant::from(a.clone()),
             Value::CpuMask(a) => Variant::from(a.clone()),
+            Value::PathU64Array(a) => Variant::from(a.clone()),
         }
     }
 }
@@ -75,6 +78,10 @@ impl fmt::Display for Property {
                     .map(|n| n.to_string())
                     .collect();
                 write!(f, "{}={}", self.name, cpus.join(" "))
+            }
+            Value::PathU64Array(a) => {
+                let items: Vec<String> = a.iter().map(|(p, v)| format!("{p} {v}")).collect();
+                write!(f, "{}={}", self.name, items.join(", "))
             }
         }
     }
@@ -128,13 +135,26 @@ pub fn properties_for(limits: &Limits) -> Vec<Property> {
         // An empty mask lifts the restriction, as `AllowedCPUs=` does.
         out.push(Property::new("AllowedCPUs", Value::CpuMask(set.mask())));
     }
+    for (name, cap) in [
+        ("IOReadBandwidthMax", &limits.io_read_bandwidth_max),
+        ("IOWriteBandwidthMax", &limits.io_write_bandwidth_max),
+    ] {
+        if let Some(cap) = cap {
+            // No devices (no cap) is the empty array, which lifts every earlier one.
+            let per_device = match cap.bytes_per_sec {
+                Some(b) => cap.devices.iter().map(|d| (d.clone(), b)).collect(),
+                None => Vec::new(),
+            };
+            out.push(Property::new(name, Value::PathU64Array(per_device)));
+        }
+    }
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use contain_policy::value::{CpuQuota, CpuSet};
+    use contain_policy::value::{CpuQuota, CpuSet, IoBandwidth};
 
     #[test]
     fn scale_matches_systemd() {
@@ -157,6 +177,14 @@ mod tests {
             io_weight: Some(50),
             cpu_quota: Some(CpuQuota::Permyriad(15_000)),
             allowed_cpus: Some(CpuSet::parse("0-2,9").unwrap()),
+            io_read_bandwidth_max: Some(IoBandwidth {
+                bytes_per_sec: Some(20 << 20),
+                devices: vec!["/".into(), "/home".into()],
+            }),
+            io_write_bandwidth_max: Some(IoBandwidth {
+                bytes_per_sec: None,
+                devices: vec!["/".into()],
+            }),
         };
         let props = properties_for(&limits);
         let shown: Vec<String> = props.iter().map(|p| p.to_string()).collect();
@@ -170,9 +198,14 @@ mod tests {
                 "CPUWeight=100",
                 "IOWeight=50",
                 "CPUQuotaPerSecUSec=1500000",
-                "AllowedCPUs=0 1 2 9"
+                "AllowedCPUs=0 1 2 9",
+                "IOReadBandwidthMax=/ 20971520, /home 20971520",
+                "IOWriteBandwidthMax="
             ]
         );
+        // systemd's D-Bus API takes these as a(st) and an empty array as "no cap".
+        assert_eq!(props[8].value.to_variant().value_signature().to_string(), "a(st)");
+        assert_eq!(props[9].value, Value::PathU64Array(Vec::new()));
         assert_eq!(props[7].value, Value::CpuMask(vec![0b111, 0b10]));
         assert_eq!(props[0].value, Value::U32(1_717_986_918));
         assert_eq!(props[1].value, Value::U64(16 << 30));

@@ -2,7 +2,7 @@
 //! client through `CONTAIN_SYSTEM_BUS_ADDRESS`, so these tests run one at a time in one test.
 
 use contain_policy::Limits;
-use contain_policy::value::{CpuQuota, CpuSet, Size, Tasks};
+use contain_policy::value::{CpuQuota, CpuSet, IoBandwidth, Size, Tasks};
 use contain_systemd::fake::{Answer, FakeSystemd};
 use contain_systemd::*;
 use std::time::{Duration, Instant};
@@ -43,6 +43,11 @@ fn calls_reach_systemd_as_systemctl_would_send_them() {
         io_weight: None,
         cpu_quota: Some(CpuQuota::Permyriad(15_000)),
         allowed_cpus: Some(CpuSet::parse("0-1,9").unwrap()),
+        io_read_bandwidth_max: None,
+        io_write_bandwidth_max: Some(IoBandwidth {
+            bytes_per_sec: Some(20 << 20),
+            devices: vec!["/".into(), "/home".into()],
+        }),
     };
     let base = threads();
     set_unit_properties("user-1001.slice", true, &properties_for(&limits), T).expect("set properties");
@@ -62,7 +67,9 @@ fn calls_reach_systemd_as_systemctl_would_send_them() {
             "CPUWeight=100",
             "CPUQuotaPerSecUSec=1500000",
             // `ay`: CPUs 0 and 1 in the first byte, 9 in the second.
-            "AllowedCPUs=3 2"
+            "AllowedCPUs=3 2",
+            // `a(st)`: a path and bytes per second per device.
+            "IOWriteBandwidthMax=/:20971520 /home:20971520"
         ]
     );
 
