@@ -1,5 +1,5 @@
 # The .deb and the VM proof; included by the top-level Makefile.
-.PHONY: deb vm-deps vm-test demo bench-vm
+.PHONY: deb vm-deps vm-test demo bench-vm bench-vm-io
 
 DEB_LINTIAN_ALLOW := initial-upload-closes-no-bugs
 
@@ -37,3 +37,8 @@ demo: deb
 BENCH_VM_SUITE ?= bookworm
 bench-vm: deb
 	bash tests/vm/bench/containment.sh $(BENCH_VM_SUITE)
+
+# IO storms on a QEMU-throttled disk: root's logins and a system.slice read under each IO
+# setting, side by side in one VM (a benchmark: not in make test).
+bench-vm-io: deb
+	bash tests/vm/bench/io.sh $(BENCH_VM_SUITE)
