@@ -113,7 +113,7 @@ fn main() {
     };
     let calls: usize = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(1000);
     let dir = std::env::temp_dir().join(format!("pam-contain-bench-{}", std::process::id()));
-    let slice = dir.join("cg/user.slice/user-65534.slice");
+    let slice = dir.join("sys/fs/cgroup/user.slice/user-65534.slice");
     std::fs::create_dir_all(&slice).unwrap_or_default();
     for (f, v) in [
         ("memory.high", "1073741824"),
@@ -124,18 +124,14 @@ fn main() {
     ] {
         std::fs::write(slice.join(f), v).unwrap_or_default();
     }
-    std::fs::write(dir.join("policy.toml"), POLICY).unwrap_or_default();
-    let proc_cgroup = dir.join("proc_cgroup");
+    for sub in ["var/lib/contain/notices", "etc/contain", "proc/self"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap_or_default();
+    }
+    std::fs::write(dir.join("etc/contain/policy.toml"), POLICY).unwrap_or_default();
+    let proc_cgroup = dir.join("proc/self/cgroup");
     std::fs::write(
         dir.join("contain"),
-        format!(
-            "session required {} policy={} cgroup_root={} proc_cgroup={} notices={}\n",
-            module.display(),
-            dir.join("policy.toml").display(),
-            dir.join("cg").display(),
-            proc_cgroup.display(),
-            dir.join("notices").display()
-        ),
+        format!("session required {} root={}\n", module.display(), dir.display()),
     )
     .unwrap_or_default();
 
@@ -184,7 +180,7 @@ fn main() {
     }
     // A user with an [[override]]: the slice starts at the [users] caps, the module sets hers.
     let policy_with_override = format!("{POLICY}\n[[override]]\nuser = \"nobody\"\nmemory_max = \"3G\"\n");
-    std::fs::write(dir.join("policy.toml"), policy_with_override).unwrap_or_default();
+    std::fs::write(dir.join("etc/contain/policy.toml"), policy_with_override).unwrap_or_default();
     let mut per_user = Vec::with_capacity(calls);
     for _ in 0..calls {
         std::fs::write(&proc_cgroup, in_slice).unwrap_or_default();

@@ -1,5 +1,6 @@
 //! Module arguments, as written in the PAM stack: `session optional pam_contain.so debug timeout=2000`.
 
+use contain_host::{Root, paths};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -23,13 +24,20 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(2000);
 
 impl Default for Args {
     fn default() -> Self {
+        Args::under(&Root::default())
+    }
+}
+
+impl Args {
+    /// Every path under `root`: the live host, or a test's fixture tree (`root=DIR`).
+    fn under(root: &Root) -> Args {
         Args {
-            policy: PathBuf::from(contain_host::paths::POLICY),
+            policy: root.path(paths::POLICY),
             debug: false,
             timeout: DEFAULT_TIMEOUT,
-            cgroup_root: PathBuf::from("/sys/fs/cgroup"),
-            proc_cgroup: PathBuf::from("/proc/self/cgroup"),
-            notices: PathBuf::from(contain_host::paths::NOTICES),
+            cgroup_root: root.path(paths::CGROUP),
+            proc_cgroup: root.path("/proc/self/cgroup"),
+            notices: root.path(paths::NOTICES),
             panic_for_test: false,
         }
     }
@@ -38,7 +46,16 @@ impl Default for Args {
 /// Parses the arguments; unknown or malformed ones are returned as warnings and otherwise ignored,
 /// as other PAM modules do.
 pub fn parse<'a>(args: impl IntoIterator<Item = &'a str>) -> (Args, Vec<String>) {
-    let mut out = Args::default();
+    let args: Vec<&str> = args.into_iter().collect();
+    // `root=` first: the paths named one by one below it still win.
+    let mut out = match args
+        .iter()
+        .find_map(|a| a.strip_prefix("root="))
+        .filter(|d| !d.is_empty())
+    {
+        Some(dir) => Args::under(&Root::new(dir)),
+        None => Args::default(),
+    };
     let mut warnings = Vec::new();
     for arg in args {
         let (key, value) = match arg.split_once('=') {
@@ -58,6 +75,7 @@ pub fn parse<'a>(args: impl IntoIterator<Item = &'a str>) -> (Args, Vec<String>)
             ("cgroup_root", Some(v)) if !v.is_empty() => out.cgroup_root = v.into(),
             ("proc_cgroup", Some(v)) if !v.is_empty() => out.proc_cgroup = v.into(),
             ("notices", Some(v)) if !v.is_empty() => out.notices = v.into(),
+            ("root", Some(v)) if !v.is_empty() => {}
             // Debug builds only (the tests'): the packaged module has no way to panic on purpose.
             #[cfg(debug_assertions)]
             ("panic_for_test", None) => out.panic_for_test = true,
@@ -87,6 +105,17 @@ mod tests {
         assert_eq!(a.timeout, Duration::from_millis(300));
         assert_eq!(a.cgroup_root, PathBuf::from("/tmp/cg"));
         assert!(w.is_empty(), "{w:?}");
+    }
+
+    #[test]
+    fn one_root_moves_every_path_and_single_paths_still_win() {
+        let (a, w) = parse(["root=/tmp/fx", "timeout=300", "proc_cgroup=/tmp/odd"]);
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(a.policy, PathBuf::from("/tmp/fx/etc/contain/policy.toml"));
+        assert_eq!(a.cgroup_root, PathBuf::from("/tmp/fx/sys/fs/cgroup"));
+        assert_eq!(a.notices, PathBuf::from("/tmp/fx/var/lib/contain/notices"));
+        assert_eq!(a.proc_cgroup, PathBuf::from("/tmp/odd"));
+        assert_eq!(a.timeout, Duration::from_millis(300));
     }
 
     #[test]

@@ -670,7 +670,7 @@ fn garbage_cgroupfs_files_are_repaired_never_trusted() {
     let _serial = serial();
     let sb = Sandbox::new("cgroupfs");
     sb.set_cgroup(ALICE_SESSION);
-    let slice = sb.dir.join("cg/user.slice/user-1001.slice");
+    let slice = sb.dir.join("sys/fs/cgroup/user.slice/user-1001.slice");
     let digits: Vec<u8> = b"1234567890".iter().copied().cycle().take(10 << 20).collect();
     let high = "MemoryHigh=1073741824";
     let max = "MemoryMax=2147483648";
@@ -810,8 +810,8 @@ fn without_dac_override(cmd: &mut Command) {
 fn a_hostile_policy_file_means_the_built_in_default_and_root_in() {
     let _serial = serial();
     let sb = Sandbox::new("policy");
-    let policy = sb.dir.join("policy.toml");
-    let dropins = sb.dir.join("policy.d");
+    let policy = sb.dir.join("etc/contain/policy.toml");
+    let dropins = sb.dir.join("etc/contain/policy.d");
     let reset = || {
         remove_any(&policy);
         remove_any(&dropins);

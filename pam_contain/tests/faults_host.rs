@@ -68,23 +68,23 @@ fn the_host_survives_every_fault() {
     let (user, root) = (Some(&b"nobody"[..]), Some(&b"root"[..]));
     let dir = std::env::temp_dir().join(format!("pam-contain-faults-host-{}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
-    let slice = dir.join(format!("cg/user.slice/user-{nobody}.slice"));
+    let slice = dir.join(format!("sys/fs/cgroup/user.slice/user-{nobody}.slice"));
     fs::create_dir_all(&slice).expect("tmp");
-    fs::create_dir_all(dir.join("notices")).expect("tmp");
-    let policy = dir.join("policy.toml");
+    // The module's one root (`root=`): the host's paths under it.
+    for sub in ["var/lib/contain/notices", "etc/contain", "proc/self"] {
+        fs::create_dir_all(dir.join(sub)).expect("tmp");
+    }
+    let policy = dir.join("etc/contain/policy.toml");
     fs::write(&policy, POLICY).expect("policy");
-    let proc_cgroup = dir.join("proc_cgroup");
+    let proc_cgroup = dir.join("proc/self/cgroup");
     let fake = FakeSystemd::start().expect("dbus-daemon and the fake systemd start");
     // SAFETY: the only test in this binary; set before any module call reads it.
     unsafe { std::env::set_var("CONTAIN_SYSTEM_BUS_ADDRESS", fake.address()) };
     let service = |extra: &str| {
         let line = format!(
-            "session required {} timeout={TIMEOUT_MS} policy={} cgroup_root={} proc_cgroup={} notices={} {extra}\n",
+            "session required {} timeout={TIMEOUT_MS} root={} {extra}\n",
             module_path().display(),
-            policy.display(),
-            dir.join("cg").display(),
-            proc_cgroup.display(),
-            dir.join("notices").display(),
+            dir.display(),
         );
         fs::write(dir.join("contain"), line).expect("service file");
     };

@@ -17,21 +17,21 @@ fn the_module_inside_a_host_process() {
     let nobody = 65534;
     let dir = std::env::temp_dir().join(format!("pam-contain-host-{}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(dir.join("cg/user.slice")).expect("tmp");
-    fs::create_dir_all(dir.join("notices")).expect("tmp");
-    fs::write(dir.join("policy.toml"), POLICY).expect("policy");
-    let proc_cgroup = dir.join("proc_cgroup");
+    fs::create_dir_all(dir.join("sys/fs/cgroup/user.slice")).expect("tmp");
+    // The module's one root (`root=`): the host's paths under it.
+    for sub in ["var/lib/contain/notices", "etc/contain", "proc/self"] {
+        fs::create_dir_all(dir.join(sub)).expect("tmp");
+    }
+    fs::write(dir.join("etc/contain/policy.toml"), POLICY).expect("policy");
+    let proc_cgroup = dir.join("proc/self/cgroup");
     let fake = FakeSystemd::start().expect("dbus-daemon and the fake systemd start");
     // SAFETY: the only test in this binary, and set before any thread reads it.
     unsafe { std::env::set_var("CONTAIN_SYSTEM_BUS_ADDRESS", fake.address()) };
     let write_service = |extra: &str| {
         let line = format!(
-            "session required {} timeout=400 policy={} cgroup_root={} proc_cgroup={} notices={} {extra}\n",
+            "session required {} timeout=400 root={} {extra}\n",
             module_path().display(),
-            dir.join("policy.toml").display(),
-            dir.join("cg").display(),
-            proc_cgroup.display(),
-            dir.join("notices").display(),
+            dir.display(),
         );
         fs::write(dir.join("contain"), line).expect("service file");
     };
@@ -73,7 +73,7 @@ fn the_module_inside_a_host_process() {
     fake.take_calls();
 
     // 4. Notices reach the conversation at a terminal login, then are gone.
-    let notice = dir.join(format!("notices/{nobody}"));
+    let notice = dir.join(format!("var/lib/contain/notices/{nobody}"));
     fs::write(&notice, "contain: your process 7 (cc1plus) was ended\n").expect("notice");
     assert_eq!(login(&dir, "nobody", Some("/dev/pts/3")), PAM_SUCCESS);
     assert_eq!(

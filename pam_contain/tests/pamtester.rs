@@ -300,7 +300,7 @@ fn notices_are_shown_once_at_an_interactive_login() {
     let sb = Sandbox::new("notices");
     sb.set_cgroup("/user.slice/user-1001.slice/session-4.scope");
     sb.set_slice(1001, &RIGHT);
-    let file = sb.dir.join("notices/1001");
+    let file = sb.dir.join("var/lib/contain/notices/1001");
     let text = "contain: your process 4242 (python3) was ended at 12:01: it sat throttled at MemoryHigh 1G for 10s\n\
                 contain: second notice\n";
     fs::write(&file, text).expect("notice");
@@ -337,7 +337,7 @@ fn notices_shown_to_sshd_expire_after_a_day() {
     let sb = Sandbox::new("notices-expire");
     sb.set_cgroup("/user.slice/user-1001.slice/session-4.scope");
     sb.set_slice(1001, &RIGHT);
-    let file = sb.dir.join("notices/1001");
+    let file = sb.dir.join("var/lib/contain/notices/1001");
     fs::write(&file, "contain: an old notice\n").expect("notice");
     let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(25 * 3600);
     fs::File::options()

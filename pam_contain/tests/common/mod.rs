@@ -160,23 +160,25 @@ impl Sandbox {
         require_tools();
         let dir = std::env::temp_dir().join(format!("pam-contain-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
-        for sub in ["svc", "cg/user.slice", "notices"] {
+        // The module's one root (`root=`): the policy, cgroupfs, /proc/self/cgroup and the
+        // notices are where they are on a host, under it.
+        for sub in [
+            "svc",
+            "sys/fs/cgroup/user.slice",
+            "var/lib/contain/notices",
+            "etc/contain",
+            "proc/self",
+        ] {
             fs::create_dir_all(dir.join(sub)).expect("sandbox dir");
         }
         fs::write(dir.join("passwd"), PASSWD).expect("passwd");
         fs::write(dir.join("group"), GROUP).expect("group");
-        let policy = dir.join("policy.toml");
+        let policy = dir.join("etc/contain/policy.toml");
         fs::write(&policy, POLICY).expect("policy");
         fs::set_permissions(&policy, fs::Permissions::from_mode(0o644)).expect("chmod");
         let fake = FakeSystemd::start().expect("dbus-daemon and the fake systemd start");
         let bus_address = fake.address().to_string();
-        let args = format!(
-            "debug timeout=1500 policy={} cgroup_root={} proc_cgroup={} notices={}",
-            policy.display(),
-            dir.join("cg").display(),
-            dir.join("proc_cgroup").display(),
-            dir.join("notices").display()
-        );
+        let args = format!("debug timeout=1500 root={}", dir.display());
         let sandbox = Sandbox {
             dir,
             fake: Some(fake),
@@ -197,11 +199,11 @@ impl Sandbox {
     }
 
     pub fn set_policy(&self, text: &str) {
-        fs::write(self.dir.join("policy.toml"), text).expect("policy");
+        fs::write(self.dir.join("etc/contain/policy.toml"), text).expect("policy");
     }
 
     pub fn proc_cgroup(&self) -> PathBuf {
-        self.dir.join("proc_cgroup")
+        self.dir.join("proc/self/cgroup")
     }
 
     /// Where the module believes it runs: the `0::` line of a /proc/self/cgroup-shaped file.
@@ -215,7 +217,9 @@ impl Sandbox {
     }
 
     pub fn set_slice(&self, uid: u32, files: &SliceFiles<'_>) {
-        let dir = self.dir.join(format!("cg/user.slice/user-{uid}.slice"));
+        let dir = self
+            .dir
+            .join(format!("sys/fs/cgroup/user.slice/user-{uid}.slice"));
         fs::create_dir_all(&dir).expect("slice dir");
         for (name, value) in [
             ("memory.high", files.high),
