@@ -8,7 +8,7 @@ use contain_host::accounts;
 use contain_host::cgroupfs::read_cgroup;
 use contain_host::{Machine, Outcome, Root, Stats, load};
 use contain_policy::unit::user_slice;
-use contain_policy::{FailureAction, Policy};
+use contain_policy::{FailureAction, Policy, UserRef};
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
@@ -67,6 +67,7 @@ pub fn open_session(
     }
     // Who first, through NSS (a directory may be slow or down: bounded by the deadline), then
     // the policy: root is known to be root before a policy is parsed.
+    let typed = user_name.as_deref().ok().map(str::to_owned);
     let user = user_name.and_then(|name| lookup(name, deadline));
     if matches!(user, Ok(User { uid: 0, .. })) {
         never_deny.set(true);
@@ -93,7 +94,7 @@ pub fn open_session(
     let policy = &loaded.policy;
     let user = match user {
         Ok(user) => user,
-        Err(why) => return unresolved(host, policy, &why),
+        Err(why) => return unresolved(host, policy, typed.as_deref(), &why),
     };
     if on_failure(policy, &user) == Verdict::AllowNeverDeny {
         never_deny.set(true);
@@ -130,7 +131,21 @@ fn boot_ns() -> u128 {
         .unwrap_or_default()
 }
 
-fn unresolved(host: &dyn Host, policy: &Policy, why: &str) -> Answer {
+/// No account to place the session for. Root and never-deny users named in the policy still
+/// get in, by the name as typed (a hung directory answers nothing better): letting one in
+/// uncapped is the safe side of that guess.
+fn unresolved(host: &dyn Host, policy: &Policy, typed: Option<&str>, why: &str) -> Answer {
+    let never_denied = typed.is_some_and(|name| {
+        name == "root"
+            || (policy.login.never_deny_users.iter()).any(|u| matches!(u, UserRef::Name(n) if n == name))
+    });
+    if never_denied {
+        host.log(
+            Level::Warning,
+            &format!("{why}; session allowed UNCAPPED (root and login.never_deny_users are never denied)"),
+        );
+        return Answer::Success;
+    }
     match policy.login.on_failure {
         FailureAction::Deny => {
             host.log(
@@ -338,6 +353,38 @@ pub fn notice_delivery(tty: Option<&str>) -> Notices {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::RefCell;
+
+    #[derive(Default)]
+    struct Recorder(RefCell<Vec<(Level, String)>>);
+
+    impl Host for Recorder {
+        fn log(&self, level: Level, message: &str) {
+            self.0.borrow_mut().push((level, message.to_string()));
+        }
+        fn tell(&self, _: &str) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn an_unresolvable_account_is_denied_unless_root_or_never_deny_by_name() {
+        let policy = contain_policy::parse(&[contain_policy::Source {
+            path: "p.toml",
+            text: "[users]\nmemory_max = \"1G\"\n[login]\non_failure = \"deny\"\nnever_deny_users = [\"admin\"]\n",
+        }])
+        .expect("policy");
+        let why = "looking up \"x\" took longer than 2000 ms";
+        let host = Recorder::default();
+        // A hung directory: root (whose groups sssd would add) and admin still get in.
+        assert_eq!(unresolved(&host, &policy, Some("root"), why), Answer::Success);
+        assert_eq!(unresolved(&host, &policy, Some("admin"), why), Answer::Success);
+        assert_eq!(unresolved(&host, &policy, Some("alice"), why), Answer::Denied);
+        assert_eq!(unresolved(&host, &policy, None, why), Answer::Denied);
+        let log = host.0.borrow();
+        assert!(log[0].1.contains("allowed UNCAPPED"), "{log:?}");
+        assert_eq!(log[2].0, Level::Err);
+    }
 
     #[test]
     fn notices_go_to_terminals_and_to_sshd() {
