@@ -15,7 +15,7 @@ CACHE_ROOT=${CONTAIN_VM_CACHE:-/var/tmp/contain-vm}
 PACKAGES=(systemd systemd-sysv systemd-oomd udev dbus libpam-systemd libpam-runtime
     openssh-server linux-image-amd64 initramfs-tools kmod procps stress-ng iproute2
     tmux python3-minimal cron at sudo login passwd util-linux docker.io busybox-static
-    apparmor)
+    apparmor slapd ldap-utils sssd-ldap libnss-sss libpam-sss)
 # From trixie on, the docker client is a package of its own.
 [ "$SUITE" = bookworm ] || PACKAGES+=(docker-cli)
 
@@ -81,7 +81,32 @@ chroot "$root" useradd -m -s /bin/bash -u 1000 -G sudo admin
 chroot "$root" useradd -m -s /bin/bash -u 1001 alice
 chroot "$root" useradd -m -s /bin/bash -u 1002 bob
 echo 'admin ALL=(ALL) NOPASSWD:ALL' >"$root/etc/sudoers.d/admin"
+# bob has a password only so that alice can `su - bob` (sshd takes keys only).
+# (pam_pwquality has no dictionary in the chroot: it only warns.)
+echo 'bob:contain-test-bob' | chroot "$root" chpasswd 2>/dev/null
+grep -q '^bob:\$' "$root/etc/shadow" || { log "no password set for bob"; exit 1; }
 chmod 0440 "$root/etc/sudoers.d/admin"
+
+# A directory of its own: slapd with accounts that exist only in LDAP, SSSD as the NSS
+# source. Loaded offline here (slapadd), so the guest needs no network at boot.
+rm -rf "$root"/etc/ldap/slapd.d/* "$root"/var/lib/ldap/*
+install -m 0644 "$HERE/guest/ldap-config.ldif" "$HERE/guest/ldap-data.ldif" "$root/tmp/"
+chroot "$root" slapadd -q -n0 -F /etc/ldap/slapd.d -l /tmp/ldap-config.ldif
+chroot "$root" slapadd -q -n1 -F /etc/ldap/slapd.d -l /tmp/ldap-data.ldif
+chroot "$root" chown -R openldap:openldap /etc/ldap/slapd.d /var/lib/ldap
+rm -f "$root"/tmp/ldap-*.ldif
+install -m 0600 "$HERE/guest/sssd.conf" "$root/etc/sssd/sssd.conf"
+# Where sssd runs as its own user, it reads its configuration through its group.
+if grep -qs '^User=sssd' "$root"/usr/lib/systemd/system/sssd.service "$root"/lib/systemd/system/sssd.service; then
+    chgrp "$(chroot "$root" getent group sssd | cut -d: -f3)" "$root/etc/sssd/sssd.conf"
+    chmod 0640 "$root/etc/sssd/sssd.conf"
+fi
+# sssd gives up when its back end is not up within seconds, which a busy TCG guest misses.
+mkdir -p "$root/etc/systemd/system/sssd.service.d"
+printf '[Unit]\nWants=slapd.service\nAfter=slapd.service\nStartLimitIntervalSec=0\n\n[Service]\nRestart=on-failure\nRestartSec=1\n' \
+    >"$root/etc/systemd/system/sssd.service.d/contain-test.conf"
+sed -i -E 's/^(passwd|group):.*/\1: files sss/' "$root/etc/nsswitch.conf"
+chroot "$root" systemctl enable slapd.service sssd.service >/dev/null 2>&1 || true
 
 ssh-keygen -q -t ed25519 -N '' -C contain-vm-test -f "$WORK/id_test"
 for home in /root /home/admin /home/alice /home/bob; do
@@ -89,6 +114,13 @@ for home in /root /home/admin /home/alice /home/bob; do
     install -m 0600 "$WORK/id_test.pub" "$root$home/.ssh/authorized_keys"
     owner=$(basename "$home")
     [ "$owner" = root ] || chroot "$root" chown -R "$owner:$owner" "$home/.ssh"
+done
+# The directory's users: numeric owners (no NSS source answers in the chroot).
+for entry in ldapcarol:5001 ldapdave:5002 ldaperin:5003; do
+    home=/home/${entry%%:*}
+    install -d -m 0755 -o "${entry#*:}" -g 5000 "$root$home"
+    install -d -m 0700 -o "${entry#*:}" -g 5000 "$root$home/.ssh"
+    install -m 0600 -o "${entry#*:}" -g 5000 "$WORK/id_test.pub" "$root$home/.ssh/authorized_keys"
 done
 cat >"$root/etc/ssh/sshd_config.d/contain-test.conf" <<'CONF'
 PermitRootLogin prohibit-password

@@ -101,7 +101,7 @@ fail() {
 }
 
 # policy_get TABLE.KEY [DEFAULT]: a value from the test policy, sizes as bytes.
-# [[override]] entries are addressed as override.USER.KEY.
+# [[override]] entries are addressed as override.USER.KEY, group ones as override.@GROUP.KEY.
 policy_get() {
     python3 - "$VM_POLICY" "$1" "${2-}" <<'PY'
 import sys, tomllib
@@ -110,7 +110,8 @@ with open(path, "rb") as f:
     pol = tomllib.load(f)
 parts = key.split(".")
 if parts[0] == "override":
-    node = next((o for o in pol.get("override", []) if o.get("user") == parts[1]), {})
+    sel = ("group", parts[1][1:]) if parts[1].startswith("@") else ("user", parts[1])
+    node = next((o for o in pol.get("override", []) if o.get(sel[0]) == sel[1]), {})
     parts = parts[2:]
 else:
     node = pol
