@@ -2,6 +2,7 @@
 
 use crate::docker;
 use crate::host::Host;
+use crate::iodev;
 use crate::pam::{self, Finding as PamFinding};
 use crate::policy;
 use crate::status;
@@ -83,6 +84,7 @@ pub fn run(host: &Host, given: Option<&Path>) -> Report {
         policy_checks(p, &machine, host, &mut f);
         name_checks(host, p, &mut f);
         cpu_checks(host, p, &mut f);
+        io_checks(host, p, &mut f);
     }
     host_checks(host, policy.as_ref(), &mut f);
     if let Some(p) = &policy {
@@ -368,6 +370,68 @@ fn host_checks(host: &Host, p: Option<&Policy>, f: &mut Findings) {
             let have: Vec<&str> = text.split_whitespace().collect();
             let missing: Vec<&str> = ["memory", "io", "cpu", "pids"]
                 .into_iter()
+/// Whether the policy's IO settings can work on the disks behind its paths: IOWeight needs
+/// BFQ or io.cost; io_latency_target and the bandwidth caps work on any scheduler.
+fn io_checks(host: &Host, p: &Policy, f: &mut Findings) {
+    let all = |pick: fn(&Limits) -> bool| {
+        pick(&p.users.limits)
+            || p.overrides.iter().any(|o| pick(&o.limits))
+            || p.trees.iter().any(|t| pick(&t.limits))
+    };
+    let weights = p.system.io_weight.is_some() || all(|l| l.io_weight.is_some());
+    let caps = all(|l| {
+        [&l.io_read_bandwidth_max, &l.io_write_bandwidth_max]
+            .iter()
+            .any(|c| c.as_ref().is_some_and(|c| c.bytes_per_sec.is_some()))
+    });
+    let mut paths = p.system.io_devices.clone();
+    for c in [
+        &p.users.limits.io_read_bandwidth_max,
+        &p.users.limits.io_write_bandwidth_max,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        paths.extend(
+            c.devices
+                .iter()
+                .filter(|d| !paths.contains(d))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+    }
+    let latency = p.system.io_latency_target;
+    for disk in iodev::disks(host, &paths) {
+        let sched = disk.scheduler.as_deref().unwrap_or("unknown");
+        let iocost = if disk.iocost { "on" } else { "off" };
+        let at = format!(
+            "{} ({}; scheduler {sched}, io.cost {iocost})",
+            disk.name,
+            disk.paths.join(", ")
+        );
+        if weights && !disk.honours_weight() && latency.is_none() && !caps {
+            f.add(
+                Severity::Warning,
+                format!("{at}: the policy's io_weight does nothing here (only BFQ or io.cost honour io.weight), and nothing else protects system.slice's IO: one user's writes can stall logins"),
+                Some("set [system] io_latency_target = \"50ms\" (io.latency works on any disk), and/or per-user io_write_bandwidth_max below the disk's rate; see contain.toml(5)"),
+            );
+        } else if weights && !disk.honours_weight() {
+            f.add(
+                Severity::Info,
+                format!("{at}: io_weight has no effect here (only BFQ or io.cost honour it); the IO protection in force is {}",
+                    match (latency, caps) {
+                        (Some(t), true) => format!("io_latency_target {t} and per-user bandwidth caps"),
+                        (Some(t), false) => format!("io_latency_target {t}"),
+                        _ => "the per-user bandwidth caps".into(),
+                    }),
+                None,
+            );
+        } else {
+            f.ok(format!("{at}: the policy's IO settings take effect"));
+        }
+    }
+}
+
                 .filter(|c| !have.contains(c))
                 .collect();
             if missing.is_empty() {

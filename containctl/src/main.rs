@@ -7,6 +7,7 @@ mod check;
 mod docker;
 mod explain;
 mod host;
+mod iodev;
 mod metrics;
 mod pam;
 mod policy;

@@ -117,7 +117,7 @@ pub struct Extra<'a> {
 pub fn render(report: &Report, extra: &Extra) -> String {
     let mut o = Out(String::new());
     let rows: Vec<&Row> = report.trees.iter().chain(&report.slices).collect();
-    let per_row: [(&str, &str, &str, Getter); 15] = [
+    let per_row: [(&str, &str, &str, Getter); 17] = [
         (
             "contain_memory_current_bytes",
             "gauge",
@@ -165,6 +165,18 @@ pub fn render(report: &Report, extra: &Extra) -> String {
             "gauge",
             "Share of the last 10 s in which every task of the cgroup waited for memory (PSI).",
             |r| r.stats.pressure.map(|p| (p.full_avg10 / 100.0).to_string()),
+        ),
+        (
+            "contain_io_pressure_some_avg10_ratio",
+            "gauge",
+            "Share of the last 10 s in which some task of the cgroup waited for IO, throttling by an IO cap included (PSI).",
+            |r| r.stats.io_pressure.map(|p| (p.some_avg10 / 100.0).to_string()),
+        ),
+        (
+            "contain_io_pressure_full_avg10_ratio",
+            "gauge",
+            "Share of the last 10 s in which every task of the cgroup waited for IO (PSI).",
+            |r| r.stats.io_pressure.map(|p| (p.full_avg10 / 100.0).to_string()),
         ),
         (
             "contain_tasks_current",

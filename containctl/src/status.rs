@@ -265,6 +265,7 @@ fn table(rows: &[Row], first: &'static str) -> String {
         ">PEAK",
         ">SWAP",
         ">PSI some/full",
+        ">IO PSI",
         ">TASKS",
         ">OOM",
         ">WD",
@@ -274,6 +275,10 @@ fn table(rows: &[Row], first: &'static str) -> String {
         let psi = r
             .stats
             .pressure
+            .map_or("-".into(), |p| format!("{:.1}/{:.1}", p.some_avg10, p.full_avg10));
+        let io_psi = r
+            .stats
+            .io_pressure
             .map_or("-".into(), |p| format!("{:.1}/{:.1}", p.some_avg10, p.full_avg10));
         let tasks = match (r.stats.pids_current, r.stats.pids_max) {
             (Some(c), Some(Cap::Value(m))) => format!("{c}/{m}"),
@@ -293,6 +298,7 @@ fn table(rows: &[Row], first: &'static str) -> String {
             bytes(r.stats.memory_peak),
             bytes(r.stats.swap_current),
             psi,
+            io_psi,
             tasks,
             r.stats.oom_kill.map_or("-".into(), |v| v.to_string()),
             r.watchdog_kills.to_string(),

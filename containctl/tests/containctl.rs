@@ -39,6 +39,11 @@ fn cgroup(root: &Path, path: &str, current: u64, high: &str, max: &str, swap_max
         &format!("{dir}/memory.pressure"),
         "some avg10=12.50 avg60=3.10 avg300=0.70 total=123456\nfull avg10=9.25 avg60=2.00 avg300=0.50 total=99999\n",
     );
+    put(
+        root,
+        &format!("{dir}/io.pressure"),
+        "some avg10=41.00 avg60=20.00 avg300=5.00 total=777\nfull avg10=37.50 avg60=18.00 avg300=4.00 total=666\n",
+    );
     put(root, &format!("{dir}/pids.current"), "7\n");
     put(root, &format!("{dir}/pids.max"), &format!("{pids_max}\n"));
     put(
@@ -357,6 +362,9 @@ fn metrics_parse_with_prometheus_parser() {
         r#"gauge contain_memory_pressure_full_avg10_ratio{cgroup="/user.slice/user-1001.slice",kind="user",unit="user-1001.slice",user="alice"} 0.0925"#,
     );
     has(
+        r#"gauge contain_io_pressure_full_avg10_ratio{cgroup="/user.slice/user-1001.slice",kind="user",unit="user-1001.slice",user="alice"} 0.375"#,
+    );
+    has(
         r#"counter contain_oom_kills_total{cgroup="/user.slice/user-1001.slice",kind="user",unit="user-1001.slice",user="alice"} 1.0"#,
     );
     // A backslash in a label value (systemd's escaping) survives the round trip.
@@ -436,6 +444,64 @@ fn check_warns_about_names_nss_does_not_know_and_cpus_the_host_lacks() {
         "{out}"
     );
     assert!(!out.contains("every user and group the policy names"), "{out}");
+}
+
+/// A virtio disk (scheduler none, io.cost off) holding / and /home on a partition: the test
+/// policy's io_weight does nothing there; io_latency_target or BFQ makes the IO protection real.
+#[test]
+fn check_says_whether_io_protection_works_on_the_disks() {
+    let h = host();
+    let r = h.path();
+    put(
+        r,
+        "proc/self/mountinfo",
+        "22 1 254:1 / / rw,relatime - ext4 /dev/vda1 rw\n31 22 0:30 / /tmp rw - tmpfs tmpfs rw\n",
+    );
+    let disk = "sys/devices/pci0000:00/virtio2/block/vda";
+    put(r, &format!("{disk}/dev"), "254:0\n");
+    put(r, &format!("{disk}/queue/scheduler"), "[none] mq-deadline\n");
+    put(r, &format!("{disk}/vda1/partition"), "1\n");
+    fs::create_dir_all(r.join("sys/dev/block")).unwrap();
+    std::os::unix::fs::symlink(
+        "../../devices/pci0000:00/virtio2/block/vda/vda1",
+        r.join("sys/dev/block/254:1"),
+    )
+    .unwrap();
+    put(
+        r,
+        "sys/fs/cgroup/io.cost.qos",
+        "254:0 enable=0 ctrl=auto rpct=0.00 rlat=250000 wpct=0.00 wlat=250000 min=1.00 max=10000.00\n",
+    );
+    let o = containctl(r, &["check"]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 1, "{out}");
+    assert!(
+        out.contains(
+            "vda (/, /home, /var; scheduler none, io.cost off): the policy's io_weight does nothing here"
+        ),
+        "{out}"
+    );
+
+    let text = fs::read_to_string(workspace().join("tests/vm/policy.toml")).unwrap();
+    let with_latency = text.replace("[system]\n", "[system]\nio_latency_target = \"50ms\"\n");
+    assert_ne!(text, with_latency);
+    put(r, "etc/contain/policy.toml", &with_latency);
+    let out = stdout(&containctl(r, &["check"]));
+    assert!(!out.contains("does nothing here"), "{out}");
+    assert!(
+        out.contains("io_weight has no effect here (only BFQ or io.cost honour it); the IO protection in force is io_latency_target 50ms"),
+        "{out}"
+    );
+
+    put(r, "etc/contain/policy.toml", &text);
+    put(r, &format!("{disk}/queue/scheduler"), "mq-deadline [bfq] none\n");
+    let out = stdout(&containctl(r, &["check"]));
+    assert!(
+        out.contains(
+            "vda (/, /home, /var; scheduler bfq, io.cost off): the policy's IO settings take effect"
+        ),
+        "{out}"
+    );
 }
 
 #[test]

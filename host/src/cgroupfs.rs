@@ -107,6 +107,8 @@ pub struct Stats {
     pub swap_current: Option<u64>,
     pub swap_max: Option<Cap>,
     pub pressure: Option<Pressure>,
+    /// io.pressure: time stalled on IO, a throttled cap's waits included.
+    pub io_pressure: Option<Pressure>,
     pub pids_current: Option<u64>,
     pub pids_max: Option<Cap>,
     pub oom_kill: Option<u64>,
@@ -157,6 +159,7 @@ impl Stats {
             swap_current: num("memory.swap.current"),
             swap_max: cap("memory.swap.max"),
             pressure: file("memory.pressure").and_then(|t| parse_pressure(&t)),
+            io_pressure: file("io.pressure").and_then(|t| parse_pressure(&t)),
             pids_current: num("pids.current"),
             pids_max: cap("pids.max"),
             oom_kill: event("oom_kill"),
