@@ -136,6 +136,11 @@ fn golden_devvm_example() {
 }
 
 #[test]
+fn golden_cloud_disk_example() {
+    golden("cloud-disk", "examples/cloud-disk.toml");
+}
+
+#[test]
 fn exempt_accounts_get_a_dropin_overrides_do_not() {
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.toml");
