@@ -109,6 +109,9 @@ pub struct Stats {
     pub pressure: Option<Pressure>,
     /// io.pressure: time stalled on IO, a throttled cap's waits included.
     pub io_pressure: Option<Pressure>,
+    /// io.max as the kernel writes it: one `MAJ:MIN rbps=… wbps=… riops=… wiops=…` line per
+    /// capped device.
+    pub io_max: Option<String>,
     pub pids_current: Option<u64>,
     pub pids_max: Option<Cap>,
     pub oom_kill: Option<u64>,
@@ -160,6 +163,7 @@ impl Stats {
             swap_max: cap("memory.swap.max"),
             pressure: file("memory.pressure").and_then(|t| parse_pressure(&t)),
             io_pressure: file("io.pressure").and_then(|t| parse_pressure(&t)),
+            io_max: file("io.max"),
             pids_current: num("pids.current"),
             pids_max: cap("pids.max"),
             oom_kill: event("oom_kill"),
@@ -172,6 +176,14 @@ impl Stats {
             cpuset_cpus: file("cpuset.cpus").map(|t| t.trim().to_string()),
         }
     }
+}
+
+/// The finite rates of one io.max key (`rbps`, `wbps`) over every device line.
+pub fn io_max_rates(text: &str, key: &str) -> Vec<u64> {
+    text.lines()
+        .flat_map(|l| l.split_whitespace().skip(1))
+        .filter_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+        .collect()
 }
 
 /// The cgroup v2 path in a /proc/PID/cgroup text (the `0::` line). A path the kernel would not

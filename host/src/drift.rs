@@ -1,7 +1,7 @@
 //! The one answer to "do this cgroup's caps match the policy?", used by a login's repair,
 //! `containctl status`/`apply` and metrics alike.
 
-use crate::cgroupfs::{Cap, Stats, meminfo_kb};
+use crate::cgroupfs::{Cap, Stats, io_max_rates, meminfo_kb};
 use crate::root::Root;
 use contain_policy::Limits;
 use contain_policy::value::{CpuQuota, CpuSet, Size, Tasks, human_bytes};
@@ -177,6 +177,30 @@ pub fn compare(m: &Machine, limits: &Limits, stats: &Stats) -> Vec<Mismatch> {
             });
         }
     }
+    // io.max is keyed by device number and the policy by path: compared as the rates in force.
+    for (property, key, cap) in [
+        ("IOReadBandwidthMax", "rbps", &limits.io_read_bandwidth_max),
+        ("IOWriteBandwidthMax", "wbps", &limits.io_write_bandwidth_max),
+    ] {
+        let Some(cap) = cap else { continue };
+        let live = io_max_rates(stats.io_max.as_deref().unwrap_or(""), key);
+        let same = match cap.bytes_per_sec {
+            Some(b) => !live.is_empty() && live.iter().all(|&r| r == b),
+            None => live.is_empty(),
+        };
+        if !same {
+            let shown: Vec<String> = live.iter().map(|&r| format!("{}/s", human_bytes(r))).collect();
+            out.push(Mismatch {
+                property,
+                live: Some(if shown.is_empty() {
+                    "infinity".into()
+                } else {
+                    shown.join(", ")
+                }),
+                policy: cap.to_string(),
+            });
+        }
+    }
     out
 }
 
@@ -199,9 +223,14 @@ pub fn to_repair(limits: &Limits, mismatches: &[Mismatch]) -> Limits {
         io_weight: limits.io_weight.filter(|_| named("IOWeight")),
         cpu_quota: limits.cpu_quota.filter(|_| named("CPUQuota")),
         allowed_cpus: limits.allowed_cpus.clone().filter(|_| named("AllowedCPUs")),
-        // io.max is keyed by device number, not by the policy's paths: not compared yet.
-        io_read_bandwidth_max: None,
-        io_write_bandwidth_max: None,
+        io_read_bandwidth_max: limits
+            .io_read_bandwidth_max
+            .clone()
+            .filter(|_| named("IOReadBandwidthMax")),
+        io_write_bandwidth_max: limits
+            .io_write_bandwidth_max
+            .clone()
+            .filter(|_| named("IOWriteBandwidthMax")),
     }
 }
 
@@ -270,6 +299,41 @@ mod tests {
         let diff = compare(&m, &limits, &stats);
         assert_eq!(diff[0].to_string(), "MemoryHigh is unset, policy says 12G");
         assert!(!diff.iter().any(|d| d.property == "MemorySwapMax"));
+    }
+
+    #[test]
+    fn io_caps_compare_with_io_max_and_lift_to_none() {
+        use contain_policy::value::IoBandwidth;
+        let cap = |b: Option<u64>| {
+            Some(IoBandwidth {
+                bytes_per_sec: b,
+                devices: vec!["/".into(), "/home".into()],
+            })
+        };
+        let limits = Limits {
+            io_write_bandwidth_max: cap(Some(20 << 20)),
+            ..Limits::default()
+        };
+        let mut stats = Stats {
+            io_max: Some("254:0 rbps=max wbps=20971520 riops=max wiops=max\n".into()),
+            ..Stats::default()
+        };
+        assert_eq!(compare(&machine(), &limits, &stats), []);
+        // A slice where systemd never wrote io.max: the cap is missing, and a repair sets it.
+        stats.io_max = None;
+        let diff = compare(&machine(), &limits, &stats);
+        assert_eq!(diff.len(), 1, "{diff:?}");
+        assert_eq!(
+            diff[0].to_string(),
+            "IOWriteBandwidthMax is infinity, policy says 20M/s on /, /home"
+        );
+        assert_eq!(to_repair(&limits, &diff), limits);
+        // An exempt account: a cap left over from the template is drift.
+        let lifted = limits.lifted();
+        stats.io_max = Some("254:0 rbps=max wbps=20971520 riops=max wiops=max\n".into());
+        assert_eq!(compare(&machine(), &lifted, &stats).len(), 1);
+        stats.io_max = Some(String::new());
+        assert_eq!(compare(&machine(), &lifted, &stats), []);
     }
 
     #[test]
