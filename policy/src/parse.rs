@@ -865,7 +865,17 @@ fn build(d: &mut Diags, root: &[(Cow<'_, str>, Node<'_>)], sources: &[Source]) -
     let system = System {
         cpu_weight: r.weight(d, "cpu_weight"),
         io_weight: r.weight(d, "io_weight"),
-        io_latency_target: r.span(d, "io_latency_target").map(|v| v.0),
+        io_latency_target: match r.span(d, "io_latency_target") {
+            Some((Span(0), at)) => {
+                d.error(
+                    at,
+                    "`io_latency_target` in [system] is 0; a latency target is above 0 (e.g. \"50ms\")",
+                    None,
+                );
+                None
+            }
+            other => other.map(|v| v.0),
+        },
         io_devices: r.io_devices(d),
         reserve: r.size(d, "reserve").map_or(Size::Permyriad(1000), |v| v.0),
     };

@@ -233,6 +233,8 @@ fn malformed_policies_give_exact_errors() {
          "policy.toml:3:20: `io_devices` in [users]: `home` is not an absolute path"),
         ("io device with a space", "[system]\nio_devices = [\"/srv/a b\"]\n".into(),
          "policy.toml:2:15: `io_devices` in [system]: `/srv/a b` holds spaces, backslashes or control characters"),
+        ("io latency of zero", "[system]\nio_latency_target = \"0ms\"\n".into(),
+         "policy.toml:2:21: `io_latency_target` in [system] is 0; a latency target is above 0 (e.g. \"50ms\")"),
         ("io latency not a span", "[system]\nio_latency_target = \"fast\"\n".into(),
          "policy.toml:2:21: `io_latency_target` in [system]: `fast` is not a time span; write e.g. `20s`, `500ms` or `1min`"),
         ("negative size", "[users]\nmemory_max = -1\n".into(),
