@@ -4,7 +4,8 @@
 set -euo pipefail
 
 APT_PKGS=(qemu-system-x86 qemu-utils mmdebstrap e2fsprogs openssh-client
-          dpkg-dev libpam0g-dev lintian shellcheck)
+          dpkg-dev libpam0g-dev lintian shellcheck
+          ansible-core)   # bookworm's guest is installed through examples/ansible/
 CARGO_DEB_VERSION=3.8.0
 
 missing() {

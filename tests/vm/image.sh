@@ -14,7 +14,7 @@ CACHE_ROOT=${CONTAIN_VM_CACHE:-/var/tmp/contain-vm}
 
 PACKAGES=(systemd systemd-sysv systemd-oomd udev dbus libpam-systemd libpam-runtime
     openssh-server linux-image-amd64 initramfs-tools kmod procps stress-ng iproute2
-    tmux python3-minimal cron at sudo login passwd util-linux docker.io busybox-static
+    tmux python3-minimal python3 python3-apt cron at sudo login passwd util-linux docker.io busybox-static
     apparmor slapd ldap-utils sssd-ldap libnss-sss libpam-sss)
 # From trixie on, the docker client is a package of its own.
 [ "$SUITE" = bookworm ] || PACKAGES+=(docker-cli)
@@ -69,6 +69,7 @@ install -m 0644 "$HERE/guest/20-wired.network" "$root/etc/systemd/network/20-wir
 install -m 0644 "$HERE/guest/t3-serve@.service" "$root/etc/systemd/system/t3-serve@.service"
 install -m 0644 "$HERE/guest/contain-test-swap.service" "$root/etc/systemd/system/"
 install -m 0755 "$HERE/guest/contain-test-swap" "$root/usr/local/sbin/contain-test-swap"
+install -m 0755 "$HERE/guest/contain-test-on-kill" "$root/usr/local/sbin/contain-test-on-kill"
 
 chroot "$root" systemctl enable systemd-networkd.service contain-test-swap.service >/dev/null 2>&1
 # docker starts on first use through docker.socket: every boot is cheaper under TCG.
