@@ -159,6 +159,13 @@ fn hangs(limits: &Limits, m: &Machine) -> Option<(String, String)> {
 }
 
 fn policy_checks(p: &Policy, m: &Machine, host: &Host, f: &mut Findings) {
+    if !p.users.caps {
+        f.add(
+            Severity::Warning,
+            "[users] caps = false: users without an override of their own run uncapped",
+            Some("if that is not meant, remove `caps = false` and set caps in [users] (see contain.toml(5))"),
+        );
+    }
     // The worst case of every tree at once against this host's RAM.
     match host.ram() {
         Some(ram) => {
