@@ -91,6 +91,19 @@ pub fn explain(host: &Host, policy: &Policy, who: &str) -> Option<Explained> {
                 rule: rule_text(&cpus.rule),
             });
         }
+        for (property, cap) in [
+            ("IOReadBandwidthMax", &eff.io_read_bandwidth_max),
+            ("IOWriteBandwidthMax", &eff.io_write_bandwidth_max),
+        ] {
+            if let Some(cap) = cap {
+                limits.push(Line {
+                    property,
+                    value: cap.value.to_string(),
+                    resolved: None,
+                    rule: rule_text(&cap.rule),
+                });
+            }
+        }
     }
     Some(Explained {
         slice: unit::user_slice(account.uid),

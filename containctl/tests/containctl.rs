@@ -891,6 +891,24 @@ fn explain_names_the_rule_behind_each_value() {
     assert!(admin.contains("never denied"), "{admin}");
 
     assert_eq!(code(&containctl(h.path(), &["explain", "mallory"])), 2);
+
+    // IO caps: the rate and the paths, with the rule.
+    let text = fs::read_to_string(workspace().join("tests/vm/policy.toml")).unwrap();
+    let with_io = text.replace(
+        "io_weight = 100\n",
+        "io_weight = 100\nio_write_bandwidth_max = \"20M\"\n",
+    );
+    assert_ne!(text, with_io);
+    put(h.path(), "etc/contain/policy.toml", &with_io);
+    let bob = stdout(&containctl(h.path(), &["explain", "bob"]));
+    let io = bob
+        .lines()
+        .find(|l| l.trim_start().starts_with("IOWriteBandwidthMax"))
+        .unwrap_or_else(|| panic!("{bob}"));
+    assert!(
+        io.contains("20M/s on /, /home, /var, /tmp  from [users]"),
+        "{bob}"
+    );
 }
 
 // ---------- docker-setup ----------
