@@ -370,13 +370,6 @@ fn cpu_checks(host: &Host, p: &Policy, f: &mut Findings) {
     }
 }
 
-fn host_checks(host: &Host, p: Option<&Policy>, f: &mut Findings) {
-    // cgroup v2 and its controllers.
-    match host.read("/sys/fs/cgroup/cgroup.controllers") {
-        Some(text) => {
-            let have: Vec<&str> = text.split_whitespace().collect();
-            let missing: Vec<&str> = ["memory", "io", "cpu", "pids"]
-                .into_iter()
 /// Whether the policy's IO settings can work on the disks behind its paths: IOWeight needs
 /// BFQ or io.cost; io_latency_target and the bandwidth caps work on any scheduler.
 fn io_checks(host: &Host, p: &Policy, f: &mut Findings) {
@@ -439,6 +432,13 @@ fn io_checks(host: &Host, p: &Policy, f: &mut Findings) {
     }
 }
 
+fn host_checks(host: &Host, p: Option<&Policy>, f: &mut Findings) {
+    // cgroup v2 and its controllers.
+    match host.read("/sys/fs/cgroup/cgroup.controllers") {
+        Some(text) => {
+            let have: Vec<&str> = text.split_whitespace().collect();
+            let missing: Vec<&str> = ["memory", "io", "cpu", "pids"]
+                .into_iter()
                 .filter(|c| !have.contains(c))
                 .collect();
             if missing.is_empty() {
