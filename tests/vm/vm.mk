@@ -21,9 +21,10 @@ deb: vm-deps
 	mkdir -p target/debian
 	cargo deb -p contain --no-build $(if $(DEB_TARGET),$(DEB_CROSS) --variant $$(packaging/deb-arch.sh $(DEB_TARGET)) -o target/debian/)
 	lintian --fail-on error,warning --suppress-tags $(DEB_LINTIAN_ALLOW) target/debian/contain_*.deb
+	dpkg-deb -c target/debian/contain_*.deb >target/debian/contents.txt
 	for f in bash-completion/completions/containctl zsh/vendor-completions/_containctl \
 		fish/vendor_completions.d/containctl.fish; do \
-		dpkg-deb -c target/debian/contain_*.deb | grep -q "usr/share/$$f$$" || \
+		grep -q "usr/share/$$f$$" target/debian/contents.txt || \
 			{ echo "the .deb lacks usr/share/$$f"; exit 1; }; \
 	done
 
