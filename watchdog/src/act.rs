@@ -137,6 +137,43 @@ pub fn recover_pending(cgroup_root: &Path, pending: &Path) -> Option<(String, io
     Some((cgroup.to_string(), result))
 }
 
+/// Root's processes with oom_score_adj -1000 while a runaway is ended, their own values back
+/// afterwards (also on an early return or a panic).
+struct RootShield {
+    proc_root: PathBuf,
+    saved: Vec<(u32, i32)>,
+}
+
+impl RootShield {
+    fn new(proc_root: &Path) -> RootShield {
+        RootShield {
+            proc_root: proc_root.to_path_buf(),
+            saved: Vec::new(),
+        }
+    }
+
+    fn protect(&mut self, p: &cgroupfs::Proc) {
+        if p.oom_score_adj == -1000 {
+            return;
+        }
+        let file = self.proc_root.join(p.pid.to_string()).join("oom_score_adj");
+        if fs::write(&file, "-1000").is_ok() {
+            self.saved.push((p.pid, p.oom_score_adj));
+        }
+    }
+}
+
+impl Drop for RootShield {
+    fn drop(&mut self) {
+        for (pid, adj) in self.saved.drain(..) {
+            let _ = fs::write(
+                self.proc_root.join(pid.to_string()).join("oom_score_adj"),
+                adj.to_string(),
+            );
+        }
+    }
+}
+
 /// Ends the runaway in the cgroup at `dir` (`cgroup` is its path for the crash record).
 pub fn end_runaway(
     dir: &Path,
@@ -165,7 +202,23 @@ pub fn end_runaway(
             format!("usage {usage} is not below memory.max {original}: nothing to lower"),
         ));
     }
-    let predicted = cgroupfs::likely_victim(&before, target).cloned();
+    // Root's processes in a user's slice (an admin's `systemd-run --slice=`, a `sudo` without
+    // pam_contain) are never the runaway: out of the OOM killer's reach while it picks.
+    // Only in a user's slice: a container's root is the runaway of docker.slice.
+    let mut shielded = RootShield::new(proc_root);
+    let mut candidates = before.clone();
+    let users_slice = contain_host::cgroupfs::user_slice_uid(cgroup).is_some_and(|uid| uid != 0);
+    for p in candidates.iter_mut().filter(|p| users_slice && p.uid == Some(0)) {
+        shielded.protect(p);
+        p.oom_score_adj = -1000;
+    }
+    let predicted = cgroupfs::likely_victim(&candidates, target).cloned();
+    if predicted.is_none() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "no process the kernel could end here but root's: nothing to lower",
+        ));
+    }
 
     if let Err(e) =
         contain_host::write_atomic(pending, format!("{cgroup}\t{original}\t{target}\n").as_bytes())
@@ -199,6 +252,7 @@ pub fn end_runaway(
     }
     // The kill is done (or did not come): give the cgroup its ceiling back at once.
     let restore = guard.restore();
+    drop(shielded);
 
     let mut victim = predicted;
     let mut gone = false;
@@ -268,7 +322,9 @@ mod tests {
             fs::create_dir_all(&d).expect("mkdir");
             fs::write(
                 d.join("status"),
-                format!("Name:\t{name}\nState:\tS (sleeping)\nVmRSS:\t{kb} kB\n"),
+                format!(
+                    "Name:\t{name}\nState:\tS (sleeping)\nUid:\t1001\t1001\t1001\t1001\nVmRSS:\t{kb} kB\n"
+                ),
             )
             .expect("w");
         }
@@ -354,6 +410,67 @@ mod tests {
             !f.pending.exists(),
             "the crash record is removed after the restore"
         );
+    }
+
+    #[test]
+    fn roots_processes_are_shielded_while_the_runaway_is_ended() {
+        let f = fake("838860800");
+        // Root's apt (sudo without pam_contain) is the largest process in alice's slice.
+        let apt = f.proc_root.join("300");
+        fs::create_dir_all(&apt).expect("mkdir");
+        fs::write(
+            apt.join("status"),
+            "Name:\tapt\nState:\tS (sleeping)\nUid:\t0\t0\t0\t0\nVmRSS:\t900000 kB\n",
+        )
+        .expect("w");
+        fs::write(apt.join("oom_score_adj"), "0\n").expect("w");
+        fs::write(f.cg.join("session-3.scope/cgroup.procs"), "100\n200\n300\n").expect("w");
+        let adj = apt.join("oom_score_adj");
+        let seen_adj = std::thread::scope(|scope| {
+            let watcher = scope.spawn(|| {
+                let mut seen = Vec::new();
+                for _ in 0..200 {
+                    let v = fs::read_to_string(&adj).unwrap_or_default().trim().to_string();
+                    if !v.is_empty() && seen.last() != Some(&v) {
+                        seen.push(v);
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                seen
+            });
+            let ended = end_runaway(
+                &f.cg,
+                "/user.slice/user-1001.slice",
+                &f.proc_root,
+                &f.pending,
+                &fast(),
+            )
+            .expect("acted");
+            assert_eq!(
+                ended.victim.map(|v| v.pid),
+                Some(200),
+                "the user's process, not root's"
+            );
+            watcher.join().expect("watcher")
+        });
+        assert!(seen_adj.contains(&"-1000".to_string()), "{seen_adj:?}");
+        assert_eq!(fs::read_to_string(&adj).expect("read").trim(), "0", "restored");
+        // Only root's processes left: nothing is lowered at all.
+        fs::write(f.cg.join("session-3.scope/cgroup.procs"), "300\n").expect("w");
+        let err = end_runaway(
+            &f.cg,
+            "/user.slice/user-1001.slice",
+            &f.proc_root,
+            &f.pending,
+            &fast(),
+        )
+        .expect_err("nothing to end");
+        assert!(err.to_string().contains("but root's"), "{err}");
+        assert_eq!(
+            fs::read_to_string(f.cg.join("memory.max")).expect("read").trim(),
+            "838860800"
+        );
+        assert_eq!(fs::read_to_string(&adj).expect("read").trim(), "0");
     }
 
     #[test]

@@ -203,6 +203,8 @@ pub struct Proc {
     /// Resident plus swapped-out memory, bytes: what the OOM killer weighs.
     pub size: u64,
     pub oom_score_adj: i32,
+    /// The real UID (`Uid:` in /proc/PID/status): root's processes are never a user's runaway.
+    pub uid: Option<u32>,
 }
 
 /// Every process in the cgroup at `dir` and below.
@@ -253,11 +255,13 @@ fn read_proc(proc_root: &Path, pid: u32) -> Option<Proc> {
         .ok()
         .and_then(|t| t.trim().parse().ok())
         .unwrap_or(0);
+    let uid = field("Uid").and_then(|v| v.split_whitespace().next()?.parse().ok());
     Some(Proc {
         pid,
         comm,
         size: kb("VmRSS") + kb("VmSwap") + kb("VmPTE"),
         oom_score_adj,
+        uid,
     })
 }
 
@@ -410,6 +414,7 @@ memory_max = "300M"
             comm: format!("p{pid}"),
             size,
             oom_score_adj: adj,
+            uid: Some(1001),
         };
         let g = 1u64 << 30;
         let procs = vec![p(1, g / 10, 0), p(2, g / 2, 0), p(3, g, -1000), p(4, g / 4, 500)];

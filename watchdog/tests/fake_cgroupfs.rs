@@ -183,7 +183,9 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn sleeper() -> Child {
-    Command::new("sleep").arg("300").spawn().expect("sleep")
+    as_slice_user(Command::new("sleep").arg("300"))
+        .spawn()
+        .expect("sleep")
 }
 
 #[test]

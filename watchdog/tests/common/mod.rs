@@ -10,6 +10,25 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BALLOON_ENV: &str = "CONTAIN_TEST_BALLOON";
+/// The UID the test slices belong to (user-4242.slice); balloons and sleepers run as it when the
+/// tests run as root, since root's processes are never a user's runaway.
+pub const SLICE_UID: u32 = 4242;
+const BALLOON_UID_ENV: &str = "CONTAIN_TEST_BALLOON_UID";
+
+fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Runs `cmd` as the slice's user when the tests run as root (an exec'd program needs nothing
+/// of the test's own files).
+pub fn as_slice_user(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    if running_as_root() {
+        cmd.uid(SLICE_UID).gid(SLICE_UID);
+    }
+    cmd
+}
 
 /// Not a test: the body of a balloon child. `CONTAIN_TEST_BALLOON=STEP_MB,EVERY_MS,LIMIT_MB`
 /// allocates and touches STEP_MB every EVERY_MS until LIMIT_MB (0 = without end), then sleeps.
@@ -18,6 +37,17 @@ fn balloon_helper() {
     let Ok(spec) = std::env::var(BALLOON_ENV) else {
         return;
     };
+    // Joined its cgroup as root (pre_exec), now the slice's user, as a user's runaway is.
+    if let Some(uid) = std::env::var(BALLOON_UID_ENV)
+        .ok()
+        .and_then(|u| u.parse::<u32>().ok())
+    {
+        // SAFETY: plain syscalls in a single-purpose child.
+        let ok = unsafe {
+            libc::setgroups(0, std::ptr::null()) == 0 && libc::setgid(uid) == 0 && libc::setuid(uid) == 0
+        };
+        assert!(ok, "cannot become uid {uid}");
+    }
     let nums: Vec<u64> = spec.split(',').filter_map(|s| s.parse().ok()).collect();
     let (step, every, limit) = (nums[0], nums[1], nums[2]);
     let mut held: Vec<Vec<u8>> = Vec::new();
@@ -43,6 +73,9 @@ pub fn balloon(step_mb: u64, every_ms: u64, limit_mb: u64) -> Command {
     .env(BALLOON_ENV, format!("{step_mb},{every_ms},{limit_mb}"))
     .stdout(Stdio::null())
     .stderr(Stdio::null());
+    if running_as_root() {
+        cmd.env(BALLOON_UID_ENV, SLICE_UID.to_string());
+    }
     cmd
 }
 
