@@ -32,4 +32,19 @@ if ssh_root 'docker run -d --name vmcheck --network none contain-test/busybox:vm
 else
     errs+=("docker run failed: $(ssh_root 'docker run --rm --network none contain-test/busybox:vm true 2>&1 | tail -n1' || true)")
 fi
+
+# An upgrade keeps the admin's own cgroup-parent: the same package again runs its postinst
+# as an upgrade (configure with the old version). docker is not restarted: nothing moves.
+ssh_root 'cp /etc/docker/daemon.json /root/daemon.json.orig &&
+    sed -i "s/\"cgroup-parent\": *\"docker.slice\"/\"cgroup-parent\": \"admin.slice\"/" /etc/docker/daemon.json'
+if ssh_root 'DEBIAN_FRONTEND=noninteractive dpkg -i /root/contain_*.deb' >"$VM_RUN_DIR/reinstall.log" 2>&1; then
+    if ssh_root 'grep -q "\"cgroup-parent\": *\"admin.slice\"" /etc/docker/daemon.json'; then
+        figs+=("the admin's cgroup-parent survived an upgrade")
+    else
+        errs+=("an upgrade replaced the admin's cgroup-parent: $(ssh_root 'grep cgroup-parent /etc/docker/daemon.json' || true)")
+    fi
+else
+    errs+=("reinstalling the package failed: $(tail -n1 "$VM_RUN_DIR/reinstall.log")")
+fi
+ssh_root 'cp /root/daemon.json.orig /etc/docker/daemon.json' || errs+=("cannot restore daemon.json")
 finish "$name"
