@@ -279,6 +279,27 @@ install_deb() {
         reboot_and_wait
 }
 
+# ansible_playbook ARGS...: examples/ansible/site.yml against the guest over its ssh port and
+# key, as root; output appended to $VM_RUN_DIR/ansible.log.
+ansible_playbook() {
+    local inv=$VM_RUN_DIR/ansible-inventory.ini
+    printf '[contain]\nvm ansible_host=127.0.0.1 ansible_port=%s ansible_user=root ansible_ssh_private_key_file=%s ansible_python_interpreter=/usr/bin/python3\n' \
+        "$VM_PORT" "$VM_KEY" >"$inv"
+    ANSIBLE_HOST_KEY_CHECKING=False ANSIBLE_RETRY_FILES_ENABLED=False ANSIBLE_NOCOLOR=1 \
+        ANSIBLE_PIPELINING=True ANSIBLE_LOCAL_TEMP="$VM_RUN_DIR/ansible-tmp" \
+        ANSIBLE_SSH_ARGS="-o ControlMaster=auto -o ControlPersist=60s -o UserKnownHostsFile=/dev/null -o ServerAliveInterval=10" \
+        ANSIBLE_TIMEOUT=60 \
+        ansible-playbook -i "$inv" "$VM_HERE/../../examples/ansible/site.yml" "$@" >>"$VM_RUN_DIR/ansible.log" 2>&1
+}
+
+# install_with_ansible DEB: as install_deb, but through the Ansible role (examples/ansible/):
+# the package copied from the host, the test policy through `containctl validate`, then a reboot.
+install_with_ansible() {
+    : >"$VM_RUN_DIR/ansible.log"
+    ansible_playbook -e "contain_deb=$(realpath "$1")" -e "contain_policy_template=$VM_POLICY" &&
+        reboot_and_wait
+}
+
 dump_guest() {
     echo "----- guest journal (tail) -----"
     ssh_root 'journalctl -b --no-pager | tail -n 80' 2>&1 || echo "(guest unreachable)"

@@ -48,11 +48,18 @@ run_suite() {
     pass "boot" "$((SECONDS - t0)) s to ssh, ${VM_ACCEL%% -cpu*}"
 
     t1=$SECONDS
-    if install_deb "$deb"; then
-        pass "install" "apt-get install + reboot $((SECONDS - t1)) s"
+    # On VM_ANSIBLE_SUITES (none unless set) contain is installed the way a fleet gets it:
+    # through the Ansible role in examples/ansible/, from this host.
+    local how=apt-get install=install_deb log=install.log
+    if [[ " ${VM_ANSIBLE_SUITES-} " == *" $suite "* ]] && [ "$CHECK_DIR" = "$HERE/checks" ]; then
+        how=ansible-playbook install=install_with_ansible log=ansible.log
+    fi
+    export VM_INSTALLED_BY=$how
+    if $install "$deb"; then
+        pass "install" "$how + reboot $((SECONDS - t1)) s"
     else
         fail "install" "see below"
-        tail -n 30 "$VM_RUN_DIR/install.log"
+        tail -n 30 "$VM_RUN_DIR/$log"
         dump_guest
         stop_vm
         return
