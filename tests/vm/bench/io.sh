@@ -10,7 +10,8 @@
 #   both       latency and cap together
 #   bfq        the BFQ scheduler on the disk (IOWeight honoured), if the kernel has it
 # With a .deb (target/debian or CONTAIN_DEB) it is installed first, as run.sh does; without
-# one contain's IOWeight settings are applied at runtime and the table says so.
+# one (or with BENCH_IO_INSTALL=0) contain's IOWeight settings are applied at runtime and
+# the table says so.
 #   tests/vm/bench/io.sh [SUITE]     (bookworm by default)
 # BENCH_IO_PHASES picks phases (default "installed latency cap both bfq"). It reports, it does
 # not judge: non-zero only if something broke (no VM, no figures).
@@ -54,7 +55,9 @@ probe_ms() {
 
 # apply PHASE on|off: the phase's IO setting, at runtime.
 apply() {
-    local p=$1 on=$2 lat='' capr='' capw=''
+    local p=$1 on=$2 lat capr='' capw=''
+    # An empty IODeviceLatencyTargetSec= fails over D-Bus (systemd 257): reset with infinity.
+    lat="/ infinity"
     if [ "$on" = on ]; then lat="/ $latency" capr="/ $cap" capw="/ $cap"; fi
     case $p in
     latency | both)
@@ -113,7 +116,8 @@ phase() {
 t0=$SECONDS
 start_vm "$suite" || { dump_guest; say "the $suite VM did not come up"; exit 1; }
 say "booted $suite in $((SECONDS - t0)) s (${VM_ACCEL%% -cpu*}), disk throttled to $VM_DISK_THROTTLE_BPS B/s"
-deb=$(find_deb)
+deb=
+[ "${BENCH_IO_INSTALL:-1}" = 0 ] || deb=$(find_deb || true)
 if [ -n "$deb" ]; then
     say "installing $(basename "$deb") and rebooting"
     install_deb "$deb" || { tail -n 30 "$VM_RUN_DIR/install.log"; exit 1; }
