@@ -48,10 +48,10 @@ run_suite() {
     pass "boot" "$((SECONDS - t0)) s to ssh, ${VM_ACCEL%% -cpu*}"
 
     t1=$SECONDS
-    # On VM_ANSIBLE_SUITES (none unless set) contain is installed the way a fleet gets it:
+    # On VM_ANSIBLE_SUITES (bookworm unless set) contain is installed the way a fleet gets it:
     # through the Ansible role in examples/ansible/, from this host.
     local how=apt-get install=install_deb log=install.log
-    if [[ " ${VM_ANSIBLE_SUITES-} " == *" $suite "* ]] && [ "$CHECK_DIR" = "$HERE/checks" ]; then
+    if [[ " ${VM_ANSIBLE_SUITES-bookworm} " == *" $suite "* ]] && [ "$CHECK_DIR" = "$HERE/checks" ]; then
         how=ansible-playbook install=install_with_ansible log=ansible.log
     fi
     export VM_INSTALLED_BY=$how

@@ -55,7 +55,7 @@ impl Config {
             report_delay_ms: 300,
             debug: std::env::var_os("CONTAIN_WATCHDOG_DEBUG").is_some_and(|v| !v.is_empty() && v != "0"),
             hook_launch: Launch::from_env(),
-            terminals: terminals::Sources::from_env(),
+            terminals: terminals::Sources::under(&contain_host::Root::from_env()),
         }
     }
 }

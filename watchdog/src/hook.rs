@@ -2,7 +2,9 @@
 //! its environment (mail, chat, a ticket). Spawned and reaped later: it never delays the next
 //! decision, and it is killed when it outlives its time.
 
+// A process name is the user's choice of bytes: the one sanitiser, as for notices.
 use crate::report::Kill;
+use contain_policy::text::printable;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use std::io;
@@ -39,11 +41,6 @@ pub fn environment(kill: &Kill) -> Vec<(&'static str, String)> {
         ("CONTAIN_NO_SWAP", u8::from(kill.no_swap).to_string()),
         ("CONTAIN_MESSAGE", printable(&kill.message())),
     ]
-}
-
-/// A process name is the user's choice of bytes: no control characters into the environment.
-fn printable(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
 /// How the program is started.

@@ -30,14 +30,13 @@ impl Default for Sources {
 }
 
 impl Sources {
-    /// The defaults, each movable by environment for tests.
-    pub fn from_env() -> Sources {
+    /// The defaults under the one root (`CONTAIN_ROOT`, for tests).
+    pub fn under(root: &contain_host::Root) -> Sources {
         let d = Sources::default();
-        let var = |k: &str, default: PathBuf| std::env::var_os(k).map_or(default, PathBuf::from);
         Sources {
-            sessions_dir: var("CONTAIN_SESSIONS_DIR", d.sessions_dir),
-            utmp: var("CONTAIN_UTMP", d.utmp),
-            dev: var("CONTAIN_DEV", d.dev),
+            sessions_dir: root.path(d.sessions_dir),
+            utmp: root.path(d.utmp),
+            dev: root.path(d.dev),
         }
     }
 }
@@ -92,12 +91,11 @@ pub fn utmp_ttys(bytes: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// The line as it is written: control characters replaced, bounded, on a line of its own
-/// whatever the terminal's mode (hence `\r\n`).
+/// The line as it is written: what could change its display replaced (the one sanitiser),
+/// bounded, on a line of its own whatever the terminal's mode (hence `\r\n`).
 pub fn terminal_text(line: &str) -> String {
-    let clean: String = line
+    let clean: String = contain_policy::text::printable(line)
         .chars()
-        .map(|c| if c.is_control() { '?' } else { c })
         .take(MAX_LINE)
         .collect();
     format!("\r\n{clean}\r\n")

@@ -19,6 +19,18 @@ for user in alice bob; do
     esac
     want=$(user_limit "$user" memory_max)
     [ "$max" = "$want" ] || errs+=("$user slice memory.max $max, want $want")
+    # cpu_quota: cpu.max holds the quota per 100 ms period ("150%" -> 150000), else "max".
+    quota=$(user_limit "$user" cpu_quota)
+    case "$quota" in
+    *%) want="$((${quota%\%} * 1000)) 100000" ;;
+    *) want="max 100000" ;;
+    esac
+    got=$(ssh_root "cat /sys/fs/cgroup/user.slice/user-$uid.slice/cpu.max" || true)
+    if [ "$got" = "$want" ]; then
+        if [[ $quota == *% ]]; then figs+=("$user cpu.max $got (cpu_quota $quota)"); fi
+    else
+        errs+=("$user slice cpu.max '$got', want '$want' (cpu_quota ${quota:-unset})")
+    fi
 done
 
 # tmux: the server forks away from the login; after logout it must still be capped.

@@ -47,6 +47,18 @@ ssh_as alice 'tmux kill-server 2>/dev/null; tmux new-session -d -s keep "sleep 9
 ssh_as alice 'sleep 170' >/dev/null 2>&1 &
 other=$!
 
+# alice's terminal: an ssh login with a pty, from inside the guest so that the line's arrival
+# and the kill are timed on one clock. on_kill's log starts empty.
+copy_in "$VM_HERE/tools/vm-tty-watch.py" /usr/local/bin/vm-tty-watch.py
+copy_in "$VM_KEY" /root/.ssh/contain-vm-key
+ssh_root 'chmod 755 /usr/local/bin/vm-tty-watch.py; chmod 600 /root/.ssh/contain-vm-key;
+    rm -f /tmp/wd-tty.txt /var/tmp/contain-on-kill.log;
+    nohup /usr/local/bin/vm-tty-watch.py /root/.ssh/contain-vm-key alice 170 /tmp/wd-tty.txt >/dev/null 2>&1 &'
+alice_tty() {
+    ssh_root "grep -l '^UID=$uid\$' /run/systemd/sessions/* 2>/dev/null | xargs -r grep -h '^TTY=pts/' | grep -q ."
+}
+wait_until 60 alice_tty || errs+=("alice's terminal login has no logind session with a tty")
+
 kills0=$(memevent "$slice" oom_kill)
 swap0=$(pswpout)
 t0=$(guest_now)
@@ -124,17 +136,50 @@ rows = [json.loads(l) for l in sys.stdin if l.strip()]
 if not rows:
     sys.exit(1)
 e = rows[-1]
-print(" ".join(f"{k}={e.get(k)}" for k in ("CONTAIN_REASON", "CONTAIN_USER", "CONTAIN_PID", "CONTAIN_COMM", "CONTAIN_USAGE")))
+print(" ".join(f"{k}={e.get(k)}" for k in ("CONTAIN_REASON", "CONTAIN_USER", "CONTAIN_PID", "CONTAIN_COMM", "CONTAIN_USAGE", "__REALTIME_TIMESTAMP")))
 ' <<<"$entry") || fields=
 if [ -z "$fields" ]; then
     errs+=("no contain-watchdog journal entry for uid $uid")
 else
     grep -q 'CONTAIN_REASON=throttled' <<<"$fields" || errs+=("journal entry is not a watchdog kill: $fields")
     grep -q 'CONTAIN_USER=alice' <<<"$fields" || errs+=("journal entry does not name alice: $fields")
-    figs+=("journal: ${fields}")
+    figs+=("journal: ${fields% __REALTIME*}")
+fi
+
+# At once on alice's open terminal: within 1 s of the kill (on the guest's clock).
+if wait_until 30 ssh_root 'test -s /tmp/wd-tty.txt'; then
+    read -r tty_at tty_line <<<"$(ssh_root 'cat /tmp/wd-tty.txt')"
+    if [ "$tty_at" = None ]; then
+        errs+=("no line reached alice's terminal")
+    else
+        grep -q 'was ended at' <<<"$tty_line" || errs+=("alice's terminal got another line: $tty_line")
+        logged=$(sed -n 's/.*__REALTIME_TIMESTAMP=\([0-9]*\).*/\1/p' <<<"$fields")
+        if [ -n "${kill_at:-}" ] && [ "$kill_at" != None ]; then
+            late=$(python3 -c "print(f'{$tty_at - $kill_at:.2f}')")
+            figs+=("on alice's terminal ${late} s after the kill${logged:+ ($(python3 -c "print(f'{$tty_at - $logged / 1e6:.3f}')") s after the journal entry)}")
+            python3 -c "import sys; sys.exit(0 if $tty_at - $kill_at <= 1.0 else 1)" ||
+                errs+=("the line reached alice's terminal ${late} s after the kill, over 1 s")
+        fi
+    fi
+else
+    errs+=("the terminal watcher wrote nothing")
+fi
+
+# The admin's on_kill program got the kill's facts.
+if wait_until 30 ssh_root 'grep -q "^CONTAIN_REASON=throttled$" /var/tmp/contain-on-kill.log'; then
+    hook=$(ssh_root 'cat /var/tmp/contain-on-kill.log')
+    pid=$(sed -n 's/.*CONTAIN_PID=\([0-9]*\).*/\1/p' <<<"$fields")
+    for want in "CONTAIN_USER=alice" "CONTAIN_UID=$uid" "CONTAIN_MEMORY_MAX=$max" "CONTAIN_MEMORY_HIGH=$high" \
+        "CONTAIN_CGROUP=$slice" ${pid:+"CONTAIN_PID=$pid"}; do
+        grep -qx "$want" <<<"$hook" || errs+=("on_kill's environment lacks $want")
+    done
+    grep -q '^CONTAIN_COMMAND=.' <<<"$hook" || errs+=("on_kill's environment names no command")
+    figs+=("on_kill: $(grep -E '^CONTAIN_(USER|PID|COMMAND|SIZE)=' <<<"$hook" | tr '\n' ' ' | sed 's/ $//')")
+else
+    errs+=("on_kill left no facts of a throttled kill: $(ssh_root 'cat /var/tmp/contain-on-kill.log' 2>&1 | tr '\n' ' ' || true)")
 fi
 # Its hardening still lets it read the kernel's OOM reports and write its state.
-if ssh_root 'journalctl -b -u contain-watchdog.service --no-pager -o cat' | grep -E 'cannot (read|write|watch|leave|restore)'; then
+if ssh_root 'journalctl -b -u contain-watchdog.service --no-pager -o cat' | grep -E 'cannot (read|write|watch|leave|restore|tell|run)'; then
     errs+=("contain-watchdog reported an access problem (see above)")
 fi
 json=$(ssh_root 'cat /run/contain/watchdog.json' || true)

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # apt-get remove, then a reboot: the PAM stack works without the module (ssh, su,
 # sudo, cron) and no contain units remain; purge then removes /etc/contain.
+# Right after the remove, before any reboot: no runtime cap of contain's is left on a user
+# slice, nor the metrics textfile; a new login has systemd's own limits; purge also removes
+# /var/lib/contain.
 # The admin has changed common-session by hand, so pam-auth-update keeps its pam_contain
 # line: the remove must warn, and the leftover line must lock nobody out, root included.
 set -euo pipefail
@@ -8,6 +11,18 @@ set -euo pipefail
 name=99-remove
 errs=()
 figs=()
+
+# Runtime caps on alice's live slice (containctl apply sets them as pam_contain's repairs
+# do), and a metrics textfile for node-exporter.
+ssh_as alice 'nohup sleep 600 >/dev/null 2>&1 &'
+ssh_root 'containctl apply >/dev/null 2>&1' || true
+runtime_dropins='ls /run/systemd/system.control/user-*.slice.d/50-*.conf 2>/dev/null'
+before=$(ssh_root "$runtime_dropins" || true)
+grep -q 'user-1001.slice.d/50-MemoryHigh.conf' <<<"$before" ||
+    errs+=("no runtime MemoryHigh drop-in on alice's slice before the remove: ${before:-none}")
+ssh_root 'mkdir -p /var/lib/prometheus/node-exporter && systemctl start contain-metrics.service' ||
+    errs+=("contain-metrics.service failed")
+ssh_root 'test -s /var/lib/prometheus/node-exporter/contain.prom' || errs+=("no metrics textfile before the remove")
 
 # A line of the admin's own inside pam-auth-update's block: it no longer manages the file.
 ssh_root "sed -i '/(the \"Additional\" block)/a session optional pam_permit.so # local' /etc/pam.d/common-session"
@@ -20,9 +35,16 @@ grep -q 'pam_contain.so is still listed in: /etc/pam.d/common-session' "$VM_RUN_
 # Right away, before any reboot: new logins must already work.
 ssh_as alice true || errs+=("alice cannot log in right after the remove")
 ssh_root_login true || errs+=("root cannot log in right after the remove")
+left=$(ssh_root "$runtime_dropins" || true)
+[ -z "$left" ] || errs+=("runtime drop-ins left after the remove: $(tr '\n' ' ' <<<"$left")")
+ssh_root 'test ! -e /var/lib/prometheus/node-exporter/contain.prom' || errs+=("metrics textfile left after the remove")
+live=$(ssh_root 'cat /sys/fs/cgroup/user.slice/user-1001.slice/memory.high' || echo missing)
+figs+=("after remove: no runtime drop-in, no textfile, alice's live slice memory.high $live")
 t=$SECONDS
 reboot_and_wait || { fail "$name" "no boot after remove"; exit 1; }
 figs+=("rebooted in $((SECONDS - t)) s")
+got=$(ssh_as alice 'cat /sys/fs/cgroup/user.slice/user-$(id -u).slice/memory.high /sys/fs/cgroup/user.slice/user-$(id -u).slice/memory.max' | tr '\n' ' ')
+[ "$got" = "max max " ] || errs+=("a new login of alice has memory.high/max $got after the remove")
 ssh_as alice true || errs+=("alice cannot log in with the leftover line")
 if ssh_root 'journalctl -b -q --no-pager | grep -q "unable to dlopen(.*pam_contain.so)"'; then
     figs+=("leftover line skipped")
@@ -53,6 +75,8 @@ ssh_root 'test -f /etc/contain/policy.toml' || errs+=("remove (not purge) droppe
 
 ssh_root 'DEBIAN_FRONTEND=noninteractive apt-get purge -y -q contain' >>"$VM_RUN_DIR/remove.log" 2>&1 || errs+=("purge failed")
 ssh_root 'test ! -e /etc/contain' || errs+=("/etc/contain left after purge")
+ssh_root 'test ! -e /var/lib/contain' || errs+=("/var/lib/contain left after purge")
+ssh_root 'test ! -e /var/lib/prometheus/node-exporter/contain.prom' || errs+=("metrics textfile left after purge")
 units=$(ssh_root "$find_units 2>/dev/null" || true)
 [ -z "$units" ] || errs+=("after purge: $(tr '\n' ' ' <<<"$units")")
 ssh_as alice true || errs+=("alice cannot log in after purge")
