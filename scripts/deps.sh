@@ -10,8 +10,9 @@ apt_need() {
     done
 }
 
-# Unit checks (systemd-analyze verify) and the generator's tests.
-apt_need systemd
+# Unit checks (systemd-analyze verify) and the generator's tests; systemd-oomd's unit on the
+# host shows that the golden tests see only their fixture root.
+apt_need systemd systemd-oomd
 # Benchmarks.
 apt_need hyperfine
 # pam_contain: link against libpam; its tests run real Linux-PAM (pamtester under pam_wrapper)
