@@ -47,6 +47,9 @@ done
 [ "$(id -u)" -eq 0 ] || { log "needs root (mmdebstrap directory mode, chroot)"; exit 1; }
 
 # Old images of this suite are stale once the key changes.
+# A build that was killed can leave mmdebstrap's /sys, /dev/pts and /dev/shm mounted in its
+# tree: unmount them first, or rm stops at a read-only sysfs.
+{ grep -o " $CACHE_ROOT/$SUITE-[^ ]*" /proc/mounts || true; } | sort -r | while read -r mnt; do umount -l "$mnt" || true; done
 find "$CACHE_ROOT" -maxdepth 1 -name "$SUITE-*" ! -name "$SUITE-$key" -exec rm -rf {} +
 WORK="$OUT.tmp"
 rm -rf "$WORK"
