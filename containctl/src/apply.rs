@@ -1,6 +1,7 @@
 //! `containctl apply`: put an edited policy in force without a reboot.
 
 use crate::host::Host;
+use crate::progress;
 use crate::render::{self, FileDiff, State};
 use crate::status::user_limits;
 use contain_host::Stats;
@@ -10,6 +11,7 @@ use contain_host::{Loaded, Outcome};
 use contain_systemd::{Error as BusError, daemon_reload, properties_for, reload_unit, set_unit_properties};
 use serde::Serialize;
 use std::time::Duration;
+use std::time::Instant;
 
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(120);
 const CALL_TIMEOUT: Duration = Duration::from_secs(15);
@@ -66,6 +68,7 @@ pub fn run(host: &Host, loaded: &Loaded) -> Report {
         .collect();
 
     // What each running user slice carries now, before systemd re-reads anything.
+    progress::waiting("systemd to re-read the units and set the caps", Instant::now());
     let m = Machine::of(host);
     let before: Vec<(String, String, Stats)> = children(host, "/user.slice", |n| {
         n.starts_with("user-") && n.ends_with(".slice")

@@ -11,6 +11,7 @@ mod iodev;
 mod metrics;
 mod pam;
 mod policy;
+mod progress;
 mod render;
 mod selftest;
 mod status;
@@ -274,12 +275,15 @@ fn run(cli: Cli) -> u8 {
             }
         }
         Cmd::Apply { json } => {
+            progress::enable(json);
             let loaded = policy::effective(&host, None);
             let report = apply::run(&host, &loaded);
+            progress::done();
             emit(json, &report, apply::print);
             if report.ok() { OK } else { PROBLEMS }
         }
         Cmd::Selftest { only, json } => {
+            progress::enable(json);
             if let Some(why) = selftest::precondition(&host) {
                 eprintln!("containctl: {why}");
                 return USAGE;

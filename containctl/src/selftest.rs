@@ -8,6 +8,7 @@
 //! on failure and on Ctrl-C too. A real user's slice is never touched.
 
 use crate::host::{Host, key_values};
+use crate::progress;
 use contain_host::Stats;
 use contain_host::cgroupfs::parse_pressure;
 use contain_policy::Policy;
@@ -177,6 +178,7 @@ pub fn run_tests(host: &Host, policy: &Policy, which: Option<char>) -> Vec<Outco
                 figures: Vec::new(),
             }),
         );
+        progress::done();
     }
     if which.is_none_or(|w| w == 'b') && !INTERRUPTED.load(Ordering::SeqCst) {
         out.push(
@@ -187,6 +189,7 @@ pub fn run_tests(host: &Host, policy: &Policy, which: Option<char>) -> Vec<Outco
                 figures: Vec::new(),
             }),
         );
+        progress::done();
     }
     drop(cleanup);
     out
@@ -231,6 +234,10 @@ fn test_a(host: &Host, exe: &str, id: u32, chill: &str, cleanup: &mut Cleanup) -
     let mut peak = 0;
     while active(&unit) {
         interrupted()?;
+        progress::waiting(
+            "the kernel to end stress test A (a balloon above its ceiling)",
+            t0,
+        );
         if t0.elapsed() > Duration::from_secs(60) {
             return Err(format!(
                 "the balloon was still alive after 60 s (cap {}, balloon {})",
@@ -321,6 +328,7 @@ fn test_b(
         if run("oomctl", &[]).is_ok_and(|o| o.contains(&format!("Path: {SLICE_PATH}"))) {
             break;
         }
+        progress::waiting("systemd-oomd to watch the test slice", t);
         if t.elapsed() > Duration::from_secs(30) {
             return Err(format!(
                 "systemd-oomd does not list {SLICE_PATH} after 30 s: is systemd-oomd running?"
@@ -368,6 +376,10 @@ fn test_b(
     let mut above_since: Option<Instant> = None;
     while active(&unit) {
         interrupted()?;
+        progress::waiting(
+            &format!("systemd-oomd to end stress test B (pressure held {duration}; worst {worst:.1}%)"),
+            t0,
+        );
         if t0.elapsed() > deadline {
             return Ok(Outcome {
                 test: "B",
