@@ -17,11 +17,16 @@ uid_b=$(ssh_root 'id -u bob')
 want_a=$(user_limit alice memory_max)
 want_b=$(user_limit bob memory_max)
 
-# 1. check: clean on the installed box.
-if out=$(ssh_root 'containctl check' 2>&1); then
-    figs+=("check clean")
+# 1. check: clean on the installed box, but for what it must say of this VM's disk: a virtio
+# disk with no IO scheduler and io.cost off, where io_weight does nothing (contain.toml(5)).
+out=$(ssh_root 'containctl check' 2>&1) && rc=0 || rc=$?
+problems=$(grep -E '^(error|warning):' <<<"$out" | grep -v 'io_weight does nothing here' || true)
+if [ -n "$problems" ] || ((rc > 1)); then
+    errs+=("check (exit $rc): $(head -n3 <<<"${problems:-$out}" | tr '\n' ' ')")
+elif ((rc == 1)); then
+    figs+=("check clean but for the virtio disk's IO warning")
 else
-    errs+=("check: $(grep -E '^(error|warning):' <<<"$out" | head -n3 | tr '\n' ' ')")
+    figs+=("check clean")
 fi
 
 # 2. status: both slices, the policy's caps, matching.
