@@ -37,7 +37,10 @@ fi
 # as an upgrade (configure with the old version). docker is not restarted: nothing moves.
 ssh_root 'cp /etc/docker/daemon.json /root/daemon.json.orig &&
     sed -i "s/\"cgroup-parent\": *\"docker.slice\"/\"cgroup-parent\": \"admin.slice\"/" /etc/docker/daemon.json'
-if ssh_root 'DEBIAN_FRONTEND=noninteractive dpkg -i /root/contain_*.deb' >"$VM_RUN_DIR/reinstall.log" 2>&1; then
+# The package file as run.sh tested it (on a suite installed through Ansible, none is in /root).
+deb=$(find_deb)
+if copy_in "$deb" /root/contain-upgrade.deb &&
+    ssh_root 'DEBIAN_FRONTEND=noninteractive dpkg -i /root/contain-upgrade.deb' >"$VM_RUN_DIR/reinstall.log" 2>&1; then
     if ssh_root 'grep -q "\"cgroup-parent\": *\"admin.slice\"" /etc/docker/daemon.json'; then
         figs+=("the admin's cgroup-parent survived an upgrade")
     else
