@@ -62,7 +62,12 @@ pub fn session_ttys(dir: &Path, uid: u32) -> Vec<String> {
     };
     let mut out = Vec::new();
     for e in entries.flatten() {
-        let Ok(text) = fs::read_to_string(e.path()) else {
+        // logind keeps a FIFO (`N.ref`) beside each session file: only regular files are read,
+        // without blocking and with a bound, so nothing there can stall the watchdog.
+        if !e.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let Ok(text) = contain_host::files::read_small(&e.path()) else {
             continue;
         };
         let field = |k: &str| text.lines().find_map(|l| l.strip_prefix(k)?.strip_prefix('='));
@@ -128,7 +133,9 @@ pub struct Told {
 /// Writes `line` to every open terminal of `uid`.
 pub fn tell(src: &Sources, uid: u32, line: &str) -> Told {
     let mut names: BTreeSet<String> = session_ttys(&src.sessions_dir, uid).into_iter().collect();
-    if let Ok(bytes) = fs::read(&src.utmp) {
+    let utmp = contain_host::files::open_nonblocking(&src.utmp, true)
+        .and_then(|f| contain_host::files::read_bounded(f, 4 << 20));
+    if let Ok(bytes) = utmp {
         names.extend(utmp_ttys(&bytes));
     }
     let text = terminal_text(line);
@@ -148,6 +155,24 @@ pub fn tell(src: &Sources, uid: u32, line: &str) -> Told {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loginds_ref_fifos_never_block_the_search() {
+        let dir = tempfile::tempdir().expect("tmp");
+        fs::write(dir.path().join("3"), "UID=1001\nTTY=pts/2\n").expect("write");
+        // logind's N.ref: a FIFO whose writer never writes. Reading it would block for ever.
+        nix::unistd::mkfifo(
+            &dir.path().join("3.ref"),
+            nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR,
+        )
+        .expect("mkfifo");
+        let _writer = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(dir.path().join("3.ref"))
+            .expect("hold the FIFO open");
+        assert_eq!(session_ttys(dir.path(), 1001), ["pts/2"]);
+    }
     use nix::pty::openpty;
     use nix::sys::termios::{self, SetArg};
     use std::io::Read;

@@ -55,7 +55,7 @@ ssh_root 'chmod 755 /usr/local/bin/vm-tty-watch.py; chmod 600 /root/.ssh/contain
     rm -f /tmp/wd-tty.txt /var/tmp/contain-on-kill.log;
     nohup /usr/local/bin/vm-tty-watch.py /root/.ssh/contain-vm-key alice 170 /tmp/wd-tty.txt >/dev/null 2>&1 &'
 alice_tty() {
-    ssh_root "grep -l '^UID=$uid\$' /run/systemd/sessions/* 2>/dev/null | xargs -r grep -h '^TTY=pts/' | grep -q ."
+    ssh_root "grep -D skip -l '^UID=$uid\$' /run/systemd/sessions/* 2>/dev/null | xargs -r grep -h '^TTY=pts/' | grep -q ."
 }
 wait_until 60 alice_tty || errs+=("alice's terminal login has no logind session with a tty")
 
