@@ -100,12 +100,13 @@ elif [[ $entry != *CONTAIN_REASON=throttled*CONTAIN_USER=ldaperin* ]]; then
 else
     figs+=("runaway ended in $((SECONDS - ts)) s ($entry)")
 fi
-# The notice at next login is proven for a local account in 70-watchdog; for ldaperin it is
-# recorded here as a figure only (one run found none: not understood yet).
+# The notice follows the journal entry: wait for it rather than race the watchdog.
 if wait_until 30 ssh_root 'test -s /var/lib/contain/notices/5003'; then
-    figs+=("notice left for ldaperin")
+    told=$(printf 'exit\n' | ssh "${VM_SSH_OPTS[@]}" -tt -i "$VM_KEY" -p "$VM_PORT" ldaperin@127.0.0.1 2>&1 |
+        tr -d '\r' | grep -m1 '^contain:' || true)
+    if [ -n "$told" ]; then figs+=("told"); else errs+=("ldaperin's terminal login did not show the notice"); fi
 else
-    figs+=("no notice seen for ldaperin")
+    errs+=("no notice left for ldaperin: $(ssh_root "journalctl -u contain-watchdog --since @${t0%.*} --no-pager -o cat | tail -n 3" | tr '\n' ' ' || true)")
 fi
 
 # 5. ldaperin's cron job.
