@@ -135,6 +135,17 @@ fn golden_devvm_example() {
     golden("devvm", "examples/devvm.toml");
 }
 
+/// CPU caps end to end: cpu_quota and allowed_cpus per user, group and tree.
+#[test]
+fn golden_login_node_example() {
+    golden("login-node", "examples/login-node.toml");
+    let users = fs::read_to_string(
+        workspace().join("generator/tests/golden/login-node/user-.slice.d/30-contain.conf"),
+    )
+    .unwrap();
+    assert!(users.contains("\nCPUQuota=400%\nAllowedCPUs=0-47\n"), "{users}");
+}
+
 #[test]
 fn golden_cloud_disk_example() {
     golden("cloud-disk", "examples/cloud-disk.toml");
