@@ -4,6 +4,7 @@
 #   tests/vm/run.sh [--demo] SUITE...      (SUITE = bookworm | trixie)
 # Prints one PASS/FAIL line per check and a final "N passed, M failed" line.
 # VM_CHECKS="01 05" runs only the checks whose names start with those prefixes.
+# Several suites run side by side unless VM_PARALLEL=0.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -100,9 +101,22 @@ run_suite() {
 VM_RESULTS=$(mktemp)
 export VM_RESULTS
 start=$SECONDS
-for suite in "${SUITES[@]}"; do
-    run_suite "$suite"
-done
+# Suites run side by side (VM_PARALLEL=0: one after another): each guest's checks wait on
+# conditions with generous bounds, so sharing the host's cores costs time, not results.
+if ((${#SUITES[@]} > 1)) && [ "${VM_PARALLEL:-1}" = 1 ]; then
+    trap - EXIT
+    pids=()
+    for suite in "${SUITES[@]}"; do
+        # Each line carries its suite, as the two guests' output interleaves.
+        ( trap stop_vm EXIT; run_suite "$suite" ) 2>&1 | sed -u "s/^/[$suite] /" &
+        pids+=($!)
+    done
+    for pid in "${pids[@]}"; do wait "$pid" || true; done
+else
+    for suite in "${SUITES[@]}"; do
+        run_suite "$suite"
+    done
+fi
 passed=$(grep -c '^PASS' "$VM_RESULTS" || true)
 failed=$(grep -c '^FAIL' "$VM_RESULTS" || true)
 # Again at the end, where a log's tail shows them.
