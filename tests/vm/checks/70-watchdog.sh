@@ -59,7 +59,10 @@ alice_tty() {
 }
 # The terminal line is a figure until the watcher's tty login is seen working in the VM (the
 # writer itself is tested on a real pty pair in watchdog/src/terminals.rs).
-wait_until 60 alice_tty || figs+=("alice's terminal login has no logind session with a tty")
+if ! wait_until 60 alice_tty; then
+    figs+=("alice's terminal login has no logind session with a tty")
+    figs+=("sessions: $(ssh_root "loginctl list-sessions --no-legend | tr '\n' ';'; grep -H '^TTY=' /run/systemd/sessions/* 2>/dev/null | tr '\n' ';'; pgrep -af vm-tty-watch | tr '\n' ';'" || true)")
+fi
 
 kills0=$(memevent "$slice" oom_kill)
 swap0=$(pswpout)
@@ -153,7 +156,7 @@ fi
 if wait_until 30 ssh_root 'test -s /tmp/wd-tty.txt'; then
     read -r tty_at tty_line <<<"$(ssh_root 'cat /tmp/wd-tty.txt')"
     if [ "$tty_at" = None ]; then
-        figs+=("no line reached alice's terminal")
+        figs+=("no line reached alice's terminal (it showed: $(ssh_root 'tail -c 300 /tmp/wd-tty.txt.log 2>/dev/null | tr -c "[:print:]" " "' || true))")
     else
         grep -q 'was ended at' <<<"$tty_line" || figs+=("alice's terminal got another line: $tty_line")
         logged=$(sed -n 's/.*__REALTIME_TIMESTAMP=\([0-9]*\).*/\1/p' <<<"$fields")

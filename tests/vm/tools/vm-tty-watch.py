@@ -32,4 +32,6 @@ os.kill(pid, signal.SIGTERM)
 os.waitpid(pid, 0)
 with open(out + ".tmp", "w") as f:
     f.write(f"{seen[0]} {seen[1]}\n" if seen else "None\n")
+with open(out + ".log", "wb") as f:
+    f.write(buf[-2000:])
 os.rename(out + ".tmp", out)
