@@ -230,7 +230,8 @@ probe_accel() {
 
 # start_vm SUITE: a fresh overlay of SUITE's cached image booted under QEMU (2 vCPU,
 # 2 GiB), up to ssh and a finished boot. VM_DISK_THROTTLE_BPS (bytes/s, read + write) caps
-# the disk in QEMU, unseen by the guest, as a cloud provider's volume limit is. Sets and exports VM_SUITE VM_RUN_DIR VM_SERIAL
+# the disk in QEMU from boot, unseen by the guest, as a cloud provider's volume limit is
+# (vm_disk_throttle changes it later). Sets and exports VM_SUITE VM_RUN_DIR VM_SERIAL
 # VM_KEY VM_PORT VM_QEMU_PID. Returns 2 if there is no image, 1 if the guest does not
 # come up within VM_BOOT_TIMEOUT (QEMU is left running for dump_guest).
 start_vm() {
@@ -259,10 +260,11 @@ start_vm() {
     qemu-system-x86_64 $VM_ACCEL -machine q35 -m 2G -smp 2 \
         -kernel "$img/vmlinuz" -initrd "$img/initrd.img" \
         -append 'root=/dev/vda rw console=ttyS0 quiet systemd.show_status=0 panic=10' \
-        -drive "file=$VM_RUN_DIR/run.qcow2,if=virtio,format=qcow2,cache=unsafe${VM_DISK_THROTTLE_BPS:+,throttling.bps-total=$VM_DISK_THROTTLE_BPS}" \
+        -drive "file=$VM_RUN_DIR/run.qcow2,if=virtio,id=disk0,format=qcow2,cache=unsafe${VM_DISK_THROTTLE_BPS:+,throttling.bps-total=$VM_DISK_THROTTLE_BPS}" \
         -netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$VM_PORT-:22" \
         -device virtio-net-pci,netdev=n0 -display none -serial "file:$VM_SERIAL" \
-        -monitor none -pidfile "$VM_RUN_DIR/qemu.pid" &
+        -monitor none -qmp "unix:$VM_RUN_DIR/qmp.sock,server=on,wait=off" \
+        -pidfile "$VM_RUN_DIR/qemu.pid" &
     VM_QEMU_PID=$!
     export VM_QEMU_PID
     wait_boot_done
@@ -298,6 +300,12 @@ install_with_ansible() {
     : >"$VM_RUN_DIR/ansible.log"
     ansible_playbook -e "contain_deb=$(realpath "$1")" -e "contain_policy_template=$VM_POLICY" &&
         reboot_and_wait
+}
+
+# vm_disk_throttle BPS: caps the running guest's disk at BPS bytes/s (read + write; 0 lifts
+# the cap) in QEMU, unseen by the guest; prints the limit QEMU then reports.
+vm_disk_throttle() {
+    python3 "$VM_HERE/tools/qmp-throttle.py" "$VM_RUN_DIR/qmp.sock" "$1"
 }
 
 dump_guest() {

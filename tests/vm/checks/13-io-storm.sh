@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# An IO storm on a throttled disk, as the seed's cloud volume was: QEMU caps the running
+# guest's disk at 16 MiB/s (read + write, unseen by the guest), alice writes 3 files with
+# dd conv=fsync in parallel, and meanwhile root logs in afresh and a unit in system.slice reads
+# 8 MB with O_DIRECT, every few seconds; the same before the storm, for the idle figures.
+# With the test policy's IO protection in force (alice's write cap below the volume's rate,
+# io.latency on system.slice and root's slice): the system.slice read stays within 2x its
+# idle median and alice's writes finish at >= 30% of the volume's rate. Root's login times
+# are reported beside their idle median: under emulation a login is bound by CPU more than by
+# IO, and the other suite's guest shares the host's cores.
+set -euo pipefail
+# shellcheck disable=SC1091 # lib.sh: followed by shellcheck -x
+. "$(dirname "$0")/../lib.sh"
+name=13-io-storm
+errs=()
+figs=()
+disk_bps=16777216
+mb=100
+alice=$(ssh_root 'id -u alice')
+
+cleanup() {
+    vm_disk_throttle 0 >/dev/null 2>&1 || true
+    ssh_root 'pkill -u alice -x dd; rm -f /home/alice/io-* /tmp/io-storm.* /var/tmp/io-probe' >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+# login_ms: one fresh root ssh login timed from the host, in ms ("fail" after 120 s).
+login_ms() {
+    local s
+    s=$(date +%s%N)
+    if ssh_within 120 root true; then echo $((($(date +%s%N) - s) / 1000000)); else echo fail; fi
+}
+# probe_ms: 8 MB read with O_DIRECT by a transient unit in system.slice, dd's own time in ms.
+probe_ms() {
+    ssh_root_within 120 "systemd-run --wait --pipe --quiet -p Slice=system.slice \
+        dd if=/var/tmp/io-probe of=/dev/null bs=1M iflag=direct 2>&1 >/dev/null |
+        awk '/copied/ {for (i = 1; i <= NF; i++) if (\$i ~ /^s,?\$/) {print int(\$(i-1) * 1000); exit}}'" ||
+        echo fail
+}
+median() { tr ' ' '\n' | grep -E '^[0-9]+$' | sort -n | awk '{a[NR] = $1} END {if (NR) print a[int((NR + 1) / 2)]; else print "none"}'; }
+
+# The IO protection the policy put in force: alice's write cap and system.slice's latency
+# target, on the disk behind /.
+cap=$(user_limit alice io_write_bandwidth_max)
+dev=$(ssh_root "cat /sys/block/vda/dev")
+ssh_within 120 alice true
+iomax=$(cg_read "/user.slice/user-$alice.slice" io.max || true)
+grep -q "^$dev .*wbps=$cap" <<<"$iomax" || errs+=("alice's io.max is '${iomax:-empty}', want wbps=$cap on $dev")
+lat=$(cg_read /system.slice io.latency || true)
+grep -q "^$dev target=" <<<"$lat" || errs+=("system.slice's io.latency is '${lat:-empty}', want a target on $dev")
+
+ssh_root 'dd if=/dev/urandom of=/var/tmp/io-probe bs=1M count=8 conv=fsync status=none'
+got=$(vm_disk_throttle "$disk_bps") || errs+=("QEMU refused the disk throttle")
+[ "${got:-0}" = "$disk_bps" ] || errs+=("QEMU reports a disk limit of ${got:-?}, want $disk_bps")
+
+ssh_root 'sync; echo 3 >/proc/sys/vm/drop_caches'
+idle_logins=() idle_probes=()
+for _ in 1 2 3 4 5; do
+    idle_logins+=("$(login_ms)")
+    idle_probes+=("$(probe_ms)")
+done
+
+ssh_within 120 alice "rm -f /tmp/io-storm.*; nohup sh -c 'date +%s.%N >/tmp/io-storm.start
+    for i in 1 2 3; do dd if=/dev/zero of=\$HOME/io-\$i bs=1M count=$mb conv=fsync status=none & done
+    wait; date +%s.%N >/tmp/io-storm.end' >/dev/null 2>&1 &"
+# Every byte at a tenth of the volume's rate, at most.
+end=$((SECONDS + 3 * mb * 1048576 * 10 / disk_bps + 60))
+logins=() probes=()
+while ((SECONDS < end)) && ! ssh_root_within 60 test -e /tmp/io-storm.end; do
+    logins+=("$(login_ms)")
+    probes+=("$(probe_ms)")
+    sleep 2
+done
+storm_s=$(ssh_root_within 60 'test -e /tmp/io-storm.end && awk "BEGIN {print $(cat /tmp/io-storm.end) - $(cat /tmp/io-storm.start)}"' || echo unfinished)
+vm_disk_throttle 0 >/dev/null || errs+=("QEMU did not lift the disk throttle")
+
+il=$(median <<<"${idle_logins[*]}") ip=$(median <<<"${idle_probes[*]}")
+sl=$(median <<<"${logins[*]}") sp=$(median <<<"${probes[*]}")
+if [ "$storm_s" = unfinished ]; then
+    errs+=("alice's 3 x $mb MB did not finish within $((end - SECONDS + ${#logins[@]})) s")
+else
+    pct=$(python3 -c "print(f'{3 * $mb * 1048576 / $storm_s / $disk_bps * 100:.0f}')")
+    figs+=("alice 3 x $mb MB in ${storm_s%.*} s, ${pct}% of the volume")
+    ((pct >= 30)) || errs+=("alice's writes ran at ${pct}% of the volume's rate, under 30%")
+fi
+if [ "$ip" = none ] || [ "$sp" = none ]; then
+    errs+=("no system.slice read finished (idle: ${idle_probes[*]}; storm: ${probes[*]})")
+else
+    figs+=("system.slice 8 MB read median ${sp} ms in the storm, ${ip} ms idle (n=${#probes[@]})")
+    ((sp <= 2 * ip)) || errs+=("the system.slice read took ${sp} ms in the storm, over 2x its idle ${ip} ms (${probes[*]})")
+fi
+if [ "$il" != none ] && [ "$sl" != none ]; then
+    figs+=("root's login median $(python3 -c "print(f'{$sl / 1000:.2f} s, {$sl / $il:.2f}x its idle {$il / 1000:.2f} s')")")
+else
+    errs+=("root's logins failed (idle: ${idle_logins[*]}; storm: ${logins[*]})")
+fi
+
+trap - EXIT
+cleanup
+finish "$name"
