@@ -56,9 +56,11 @@ pub struct Ended {
 }
 
 fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if p > 0 { p as u64 } else { 4096 }
+    use nix::unistd::{SysconfVar, sysconf};
+    match sysconf(SysconfVar::PAGE_SIZE) {
+        Ok(Some(p)) if p > 0 => p as u64,
+        _ => 4096,
+    }
 }
 
 fn oom_kills(dir: &Path) -> io::Result<u64> {
@@ -223,8 +225,8 @@ pub fn end_runaway(
     if let Err(e) =
         contain_host::write_atomic(pending, format!("{cgroup}\t{original}\t{target}\n").as_bytes())
     {
-        eprintln!(
-            "contain-watchdog: cannot record {} (a crash now would leave memory.max lowered): {e}",
+        log::warn!(
+            "cannot record {} (a crash now would leave memory.max lowered): {e}",
             pending.display()
         );
     }

@@ -8,21 +8,20 @@ use crate::cgroupfs::{self, Kind, Target};
 use crate::decide::{Rules, Sample, Tracker, Verdict};
 use crate::hook::{self, Hooks, Launch};
 use crate::kmsg::{KernelKill, Kmsg};
+use crate::logger::{CRITICAL, NOTICE};
 use crate::report::{self, Counters, Kill, Paths, Reason};
 use crate::sys::{self, Inotify, Signals};
 use crate::terminals;
 use contain_host::Outcome;
 use contain_policy::Policy;
+use nix::poll::{PollFd, PollFlags};
+use nix::sys::inotify::{AddWatchFlags, WatchDescriptor};
+use nix::sys::signal::Signal;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
-
-pub fn log(prio: u8, msg: &str) {
-    // systemd reads the `<N>` prefix on stderr as the journal priority.
-    eprintln!("<{prio}>{msg}");
-}
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -63,7 +62,7 @@ impl Config {
 struct Watched {
     target: Target,
     tracker: Tracker,
-    wd: Option<i32>,
+    wd: Option<WatchDescriptor>,
     hot_until_ms: u64,
 }
 
@@ -88,10 +87,10 @@ pub struct Daemon {
     inotify: Inotify,
     kmsg: Option<Kmsg>,
     watched: BTreeMap<String, Watched>,
-    wd_cgroup: HashMap<i32, String>,
-    wd_dir: HashMap<i32, PathBuf>,
+    wd_cgroup: HashMap<WatchDescriptor, String>,
+    wd_dir: HashMap<WatchDescriptor, PathBuf>,
     /// /etc/contain and /etc/contain/policy.d: an edited policy is applied without a reload.
-    wd_policy: HashMap<i32, PathBuf>,
+    wd_policy: HashMap<WatchDescriptor, PathBuf>,
     reload_soon: bool,
     counters: Counters,
     start: Instant,
@@ -116,28 +115,23 @@ impl Daemon {
             act::recover_pending(&cfg.paths.cgroup_root, &cfg.paths.pending_restore())
         {
             match result {
-                Ok(Restore::Restored) => log(
-                    4,
-                    &format!("restored memory.max of {cgroup}, left lowered by an earlier run"),
-                ),
-                Ok(Restore::LeftAlone(v)) => {
-                    log(5, &format!("memory.max of {cgroup} was reset meanwhile to {v}"))
+                Ok(Restore::Restored) => {
+                    log::warn!("restored memory.max of {cgroup}, left lowered by an earlier run")
                 }
-                Err(e) => log(
-                    2,
-                    &format!("cannot restore memory.max of {cgroup}, left lowered by an earlier run: {e}"),
-                ),
+                Ok(Restore::LeftAlone(v)) => {
+                    log::info!(target: NOTICE, "memory.max of {cgroup} was reset meanwhile to {v}")
+                }
+                Err(e) => {
+                    log::error!(target: CRITICAL, "cannot restore memory.max of {cgroup}, left lowered by an earlier run: {e}")
+                }
             }
         }
         let kmsg = cfg.paths.kmsg.as_ref().and_then(|p| match Kmsg::open(p) {
             Ok(k) => Some(k),
             Err(e) => {
-                log(
-                    4,
-                    &format!(
-                        "cannot read kernel reports from {}: {e}; victims are found from /proc alone",
-                        p.display()
-                    ),
+                log::warn!(
+                    "cannot read kernel reports from {}: {e}; victims are found from /proc alone",
+                    p.display()
                 );
                 None
             }
@@ -176,15 +170,17 @@ impl Daemon {
         self.watch_policy();
         let loaded = contain_host::load(&self.cfg.paths.policy);
         for e in &loaded.errors {
-            log(3, e);
+            log::error!("{e}");
         }
         if !first && loaded.policy == self.policy {
             return;
         }
         match loaded.outcome {
-            Outcome::Applied => log(6, &format!("policy from {}", loaded.policy.sources.join(", "))),
-            Outcome::Default => log(5, "no policy file: using the built-in default policy"),
-            Outcome::Fallback => log(3, "the policy is invalid: using the built-in default policy"),
+            Outcome::Applied => log::info!("policy from {}", loaded.policy.sources.join(", ")),
+            Outcome::Default => {
+                log::info!(target: NOTICE, "no policy file: using the built-in default policy")
+            }
+            Outcome::Fallback => log::error!("the policy is invalid: using the built-in default policy"),
         }
         self.policy = loaded.policy;
         for w in self.watched.values_mut() {
@@ -192,18 +188,12 @@ impl Daemon {
         }
         self.rules = Rules::with_grace(self.policy.watchdog.grace.as_millis());
         if self.policy.watchdog.enabled {
-            log(
-                6,
-                &format!(
-                    "ending runaways throttled at memory.high for {}",
-                    self.policy.watchdog.grace
-                ),
+            log::info!(
+                "ending runaways throttled at memory.high for {}",
+                self.policy.watchdog.grace
             );
         } else {
-            log(
-                5,
-                "[watchdog] enabled = false: watching only, runaways throttled at memory.high are left alone",
-            );
+            log::info!(target: NOTICE, "[watchdog] enabled = false: watching only, runaways throttled at memory.high are left alone");
         }
     }
 
@@ -217,12 +207,12 @@ impl Daemon {
             if self.wd_policy.values().any(|d| *d == dir) || !dir.is_dir() {
                 continue;
             }
-            let mask = libc::IN_CLOSE_WRITE
-                | libc::IN_MOVED_TO
-                | libc::IN_MOVED_FROM
-                | libc::IN_CREATE
-                | libc::IN_DELETE
-                | libc::IN_ONLYDIR;
+            let mask = AddWatchFlags::IN_CLOSE_WRITE
+                | AddWatchFlags::IN_MOVED_TO
+                | AddWatchFlags::IN_MOVED_FROM
+                | AddWatchFlags::IN_CREATE
+                | AddWatchFlags::IN_DELETE
+                | AddWatchFlags::IN_ONLYDIR;
             if let Ok(wd) = self.inotify.add(&dir, mask) {
                 self.wd_policy.insert(wd, dir);
             }
@@ -251,13 +241,13 @@ impl Daemon {
             let events = root
                 .join(target.cgroup.trim_start_matches('/'))
                 .join("memory.events");
-            let wd = match self.inotify.add(&events, libc::IN_MODIFY) {
+            let wd = match self.inotify.add(&events, AddWatchFlags::IN_MODIFY) {
                 Ok(wd) => {
                     self.wd_cgroup.insert(wd, target.cgroup.clone());
                     Some(wd)
                 }
                 Err(e) => {
-                    log(4, &format!("cannot watch {}: {e}", events.display()));
+                    log::warn!("cannot watch {}: {e}", events.display());
                     None
                 }
             };
@@ -293,12 +283,12 @@ impl Daemon {
             }
             match self.inotify.add(
                 &root.join(&dir),
-                libc::IN_CREATE | libc::IN_DELETE | libc::IN_ONLYDIR,
+                AddWatchFlags::IN_CREATE | AddWatchFlags::IN_DELETE | AddWatchFlags::IN_ONLYDIR,
             ) {
                 Ok(wd) => {
                     self.wd_dir.insert(wd, dir);
                 }
-                Err(e) => log(4, &format!("cannot watch {}: {e}", root.join(&dir).display())),
+                Err(e) => log::warn!("cannot watch {}: {e}", root.join(&dir).display()),
             }
         }
 
@@ -338,7 +328,7 @@ impl Daemon {
                 if e.kind() == io::ErrorKind::NotFound {
                     self.rescan_soon = true;
                 } else {
-                    log(4, &format!("cannot read {}: {e}", dir.display()));
+                    log::warn!("cannot read {}: {e}", dir.display());
                 }
                 return;
             }
@@ -348,7 +338,7 @@ impl Daemon {
         if self.cfg.debug
             && let Some(prev) = prev
         {
-            log(7, &debug_line(cgroup, &prev, &sample, &obs.verdict));
+            log::debug!("{}", debug_line(cgroup, &prev, &sample, &obs.verdict));
         }
         if obs.new_oom_kills > 0 {
             self.seen.push(SeenKills {
@@ -363,38 +353,24 @@ impl Daemon {
                 self.act(cgroup, &sample, now.saturating_sub(since_ms));
             }
             Verdict::Act { since_ms, .. } => {
-                log(
-                    5,
-                    &format!(
-                        "{cgroup} has been throttled at memory.high for {}s; [watchdog] enabled = false, so it is left to hang",
-                        now.saturating_sub(since_ms) / 1000
-                    ),
-                );
+                log::info!(target: NOTICE, "{cgroup} has been throttled at memory.high for {}s; [watchdog] enabled = false, so it is left to hang",
+                        now.saturating_sub(since_ms) / 1000);
                 w.tracker.hold(now, DISABLED_HOLD_MS);
             }
             Verdict::NoStallEvidence => {
-                log(
-                    4,
-                    &format!(
-                        "{cgroup} is at memory.high with reclaim events, but {}/memory.pressure gives no stall figure (no PSI? unreadable?): without evidence of a stall it is never acted on",
-                        dir.display()
-                    ),
+                log::warn!(
+                    "{cgroup} is at memory.high with reclaim events, but {}/memory.pressure gives no stall figure (no PSI? unreadable?): without evidence of a stall it is never acted on",
+                    dir.display()
                 );
             }
             Verdict::NoRelief { since_ms, peak } => {
-                log(
-                    4,
-                    &format!(
-                        "{cgroup} is still stalled at memory.high {}s after the last kill, which brought no relief (usage {peak} never left the ceiling: memory held in tmpfs or shared memory?); no more kills there until its usage falls below memory.high",
-                        now.saturating_sub(since_ms) / 1000
-                    ),
+                log::warn!(
+                    "{cgroup} is still stalled at memory.high {}s after the last kill, which brought no relief (usage {peak} never left the ceiling: memory held in tmpfs or shared memory?); no more kills there until its usage falls below memory.high",
+                    now.saturating_sub(since_ms) / 1000
                 );
             }
             Verdict::Relieved { lasted_ms } if lasted_ms >= 2000 => {
-                log(
-                    6,
-                    &format!("{cgroup} recovered after {}s at memory.high", lasted_ms / 1000),
-                );
+                log::info!("{cgroup} recovered after {}s at memory.high", lasted_ms / 1000);
             }
             _ => {}
         }
@@ -420,36 +396,29 @@ impl Daemon {
         let ended = match result {
             Ok(e) => e,
             Err(e) => {
-                log(4, &format!("cannot end the runaway in {cgroup}: {e}"));
+                log::warn!("cannot end the runaway in {cgroup}: {e}");
                 return;
             }
         };
         match &ended.restore {
             Ok(Restore::Restored) => {}
-            Ok(Restore::LeftAlone(v)) => log(
-                5,
-                &format!("memory.max of {cgroup} was set to {v} meanwhile; kept"),
-            ),
-            Err(e) => log(
-                2,
-                &format!(
-                    "cannot restore memory.max of {cgroup} to {}: {e}; it stays at {} until the next start or daemon-reload",
-                    ended.original_max, ended.lowered_to
-                ),
-            ),
+            Ok(Restore::LeftAlone(v)) => {
+                log::info!(target: NOTICE, "memory.max of {cgroup} was set to {v} meanwhile; kept")
+            }
+            Err(e) => {
+                log::error!(target: CRITICAL, "cannot restore memory.max of {cgroup} to {}: {e}; it stays at {} until the next start or daemon-reload",
+                    ended.original_max, ended.lowered_to)
+            }
         }
         if !ended.killed {
             if let Some(w) = self.watched.get_mut(cgroup) {
                 w.tracker.forget_kill();
             }
-            log(
-                4,
-                &format!(
-                    "lowered memory.max of {cgroup} to its usage {} but the kernel killed nothing within {}s (every process oom_score_adj -1000?); restored {}",
-                    ended.lowered_to,
-                    self.cfg.timing.kill_wait.as_secs(),
-                    ended.original_max
-                ),
+            log::warn!(
+                "lowered memory.max of {cgroup} to its usage {} but the kernel killed nothing within {}s (every process oom_score_adj -1000?); restored {}",
+                ended.lowered_to,
+                self.cfg.timing.kill_wait.as_secs(),
+                ended.original_max
             );
             return;
         }
@@ -464,10 +433,7 @@ impl Daemon {
             (None, None) => (None, None),
         };
         if kernel.is_none() && !ended.gone {
-            log(
-                5,
-                &format!("{cgroup}: the OOM victim could not be confirmed; reporting the largest process"),
-            );
+            log::info!(target: NOTICE, "{cgroup}: the OOM victim could not be confirmed; reporting the largest process");
         }
         let kill = Kill {
             time: unix_now(),
@@ -546,13 +512,13 @@ impl Daemon {
             // At once on their open terminals, and again at their next login.
             let told = terminals::tell(&self.cfg.terminals, uid, &notice);
             if !told.written.is_empty() {
-                log(6, &format!("told uid {uid} on {}", told.written.join(", ")));
+                log::info!("told uid {uid} on {}", told.written.join(", "));
             }
             for (tty, e) in &told.failed {
-                log(5, &format!("cannot tell uid {uid} on {tty}: {e}"));
+                log::info!(target: NOTICE, "cannot tell uid {uid} on {tty}: {e}");
             }
             if let Err(e) = report::add_notice(&self.cfg.paths.notice_dir, uid, &notice) {
-                log(4, &format!("cannot leave a notice for uid {uid}: {e}"));
+                log::warn!("cannot leave a notice for uid {uid}: {e}");
             }
         }
         self.counters.record(kill);
@@ -560,7 +526,7 @@ impl Daemon {
         if let Some(program) = &self.policy.watchdog.on_kill
             && let Err(e) = self.hooks.start(self.cfg.hook_launch, program, kill)
         {
-            log(4, &format!("cannot run on_kill {program}: {e}"));
+            log::warn!("cannot run on_kill {program}: {e}");
         }
     }
 
@@ -568,15 +534,12 @@ impl Daemon {
         for ended in self.hooks.reap() {
             match ended {
                 hook::Ended::Exited { code: Some(0), .. } => {}
-                hook::Ended::Exited { what, code } => log(
-                    4,
-                    &format!(
-                        "on_kill {what} failed ({})",
-                        code.map_or("killed by a signal".into(), |c| format!("exit status {c}"))
-                    ),
+                hook::Ended::Exited { what, code } => log::warn!(
+                    "on_kill {what} failed ({})",
+                    code.map_or("killed by a signal".into(), |c| format!("exit status {c}"))
                 ),
                 hook::Ended::TimedOut { what } => {
-                    log(4, &format!("on_kill {what} did not finish in time: killed"))
+                    log::warn!("on_kill {what} did not finish in time: killed")
                 }
             }
         }
@@ -584,15 +547,12 @@ impl Daemon {
 
     fn save_counters(&self) {
         if let Err(e) = self.counters.save(&self.cfg.paths.counters()) {
-            log(
-                4,
-                &format!("cannot write {}: {e}", self.cfg.paths.counters().display()),
-            );
+            log::warn!("cannot write {}: {e}", self.cfg.paths.counters().display());
         }
     }
 
     /// How long poll may sleep: until the next hot sample, pending report or rescan.
-    fn timeout_ms(&self) -> i32 {
+    fn timeout_ms(&self) -> u64 {
         let now = self.now_ms();
         let mut until = self.next_rescan_ms;
         for w in self.watched.values() {
@@ -607,7 +567,7 @@ impl Daemon {
         if let Some(d) = self.hooks.next_check() {
             until = until.min(now + d.as_millis() as u64);
         }
-        until.saturating_sub(now).min(i32::MAX as u64) as i32
+        until.saturating_sub(now)
     }
 
     fn handle_inotify(&mut self) {
@@ -615,7 +575,7 @@ impl Daemon {
         let hot_ms = self.cfg.hot_ms;
         let mut wake = Vec::new();
         for ev in self.inotify.read() {
-            if ev.mask & libc::IN_IGNORED != 0 {
+            if ev.mask.contains(AddWatchFlags::IN_IGNORED) {
                 // The watched file or directory is gone (a logout, a stopped service).
                 if let Some(cgroup) = self.wd_cgroup.remove(&ev.wd) {
                     if let Some(w) = self.watched.get_mut(&cgroup) {
@@ -671,46 +631,40 @@ impl Daemon {
     pub fn run(&mut self, signals: &Signals) -> io::Result<()> {
         self.rescan();
         self.save_counters();
-        log(6, &format!("watching {} capped cgroups", self.watched.len()));
+        log::info!("watching {} capped cgroups", self.watched.len());
         sys::sd_notify("READY=1");
         loop {
-            let mut fds = vec![
-                libc::pollfd {
-                    fd: signals.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: self.inotify.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
-            if let Some(k) = &self.kmsg {
-                fds.push(libc::pollfd {
-                    fd: k.fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                });
-            }
-            sys::poll(&mut fds, self.timeout_ms())?;
-            if fds[0].revents != 0 {
+            let (signalled, inotified, kmsg_ready) = {
+                let mut fds = vec![
+                    PollFd::new(signals.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(self.inotify.as_fd(), PollFlags::POLLIN),
+                ];
+                if let Some(k) = &self.kmsg {
+                    fds.push(PollFd::new(k.as_fd(), PollFlags::POLLIN));
+                }
+                sys::poll(&mut fds, self.timeout_ms())?;
+                let ready = |i: usize| {
+                    fds.get(i)
+                        .and_then(PollFd::revents)
+                        .is_some_and(|r| !r.is_empty())
+                };
+                (ready(0), ready(1), ready(2))
+            };
+            if signalled {
                 for sig in signals.read() {
-                    if sig == libc::SIGHUP {
+                    if sig == Signal::SIGHUP {
                         self.reload_soon = true;
                     } else {
-                        log(6, "stopping");
+                        log::info!("stopping");
                         sys::sd_notify("STOPPING=1");
                         return Ok(());
                     }
                 }
             }
-            if fds.get(2).is_some_and(|f| f.revents != 0)
-                && let Some(k) = self.kmsg.as_mut()
-            {
+            if kmsg_ready && let Some(k) = self.kmsg.as_mut() {
                 k.drain();
             }
-            if fds[1].revents != 0 {
+            if inotified {
                 self.handle_inotify();
             }
             if self.reload_soon {

@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -144,10 +144,6 @@ impl Kmsg {
         })
     }
 
-    pub fn fd(&self) -> RawFd {
-        self.file.as_raw_fd()
-    }
-
     /// Reads every record available now.
     pub fn drain(&mut self) {
         let mut buf = [0u8; 8192];
@@ -205,6 +201,12 @@ impl Kmsg {
                     .position(|k| k.uid == Some(uid) && k.oom_memcg.is_none())
             })?;
         Some(self.recent.remove(i))
+    }
+}
+
+impl AsFd for Kmsg {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
     }
 }
 

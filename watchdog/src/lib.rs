@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod decide;
 pub mod hook;
 pub mod kmsg;
+pub mod logger;
 pub mod report;
 pub mod sys;
 pub mod terminals;

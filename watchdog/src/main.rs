@@ -1,5 +1,7 @@
-use contain_watchdog::daemon::{Config, Daemon, log};
+use contain_watchdog::daemon::{Config, Daemon};
+use contain_watchdog::logger;
 use contain_watchdog::sys::Signals;
+use nix::sys::signal::Signal;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: contain-watchdog [--help | --version]
@@ -25,12 +27,14 @@ fn main() -> ExitCode {
         }
     }
     // Signals become events on a descriptor before anything else runs.
-    let result = Signals::block(&[libc::SIGHUP, libc::SIGTERM, libc::SIGINT])
-        .and_then(|signals| Daemon::new(Config::from_env())?.run(&signals));
+    let signals = Signals::block(&[Signal::SIGHUP, Signal::SIGTERM, Signal::SIGINT]);
+    let cfg = Config::from_env();
+    logger::init(cfg.debug);
+    let result = signals.and_then(|signals| Daemon::new(cfg)?.run(&signals));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            log(3, &format!("contain-watchdog: {e}"));
+            log::error!("contain-watchdog: {e}");
             ExitCode::FAILURE
         }
     }

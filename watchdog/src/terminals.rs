@@ -244,9 +244,8 @@ mod tests {
         let me = fs::metadata(&path).expect("meta").uid();
         let mut master = fs::File::from(pty.master);
         let read_all = |m: &mut fs::File| {
-            let fd = m.as_raw_fd();
-            // SAFETY: fcntl on a descriptor we own.
-            unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) };
+            use nix::fcntl::{FcntlArg, OFlag, fcntl};
+            fcntl(&*m, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).expect("O_NONBLOCK");
             let mut buf = vec![0u8; 4096];
             let n = m.read(&mut buf).unwrap_or(0);
             String::from_utf8_lossy(&buf[..n]).into_owned()
