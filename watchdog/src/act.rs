@@ -319,23 +319,47 @@ mod tests {
         .expect("w");
         fs::write(cg.join("cgroup.procs"), "").expect("w");
         fs::write(cg.join("session-3.scope/cgroup.procs"), "100\n200\n").expect("w");
-        for (pid, name, kb) in [(100, "bash", 4_000), (200, "stress-ng", 700_000)] {
-            let d = proc_root.join(pid.to_string());
-            fs::create_dir_all(&d).expect("mkdir");
-            fs::write(
-                d.join("status"),
-                format!(
-                    "Name:\t{name}\nState:\tS (sleeping)\nUid:\t1001\t1001\t1001\t1001\nVmRSS:\t{kb} kB\n"
-                ),
-            )
-            .expect("w");
-        }
         let pending = dir.path().join("state/watchdog.restore");
-        Fake {
+        let f = Fake {
             _dir: dir,
             cg,
             proc_root,
             pending,
+        };
+        f.process(100, "bash", 1001, 4_000);
+        f.process(200, "stress-ng", 1001, 700_000);
+        f
+    }
+
+    impl Fake {
+        /// A process in the fake /proc (its cgroup membership is written separately).
+        fn process(&self, pid: u32, name: &str, uid: u32, rss_kb: u64) -> PathBuf {
+            let d = self.proc_root.join(pid.to_string());
+            fs::create_dir_all(&d).expect("mkdir");
+            fs::write(
+                d.join("status"),
+                format!("Name:\t{name}\nState:\tS (sleeping)\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\nVmRSS:\t{rss_kb} kB\n"),
+            )
+            .expect("w");
+            d
+        }
+
+        fn end(&self) -> io::Result<Ended> {
+            end_runaway(
+                &self.cg,
+                "/user.slice/user-1001.slice",
+                &self.proc_root,
+                &self.pending,
+                &fast(),
+            )
+        }
+
+        /// Ends the runaway with [`kernel`] playing along; also returns every memory.max it saw.
+        fn end_with_kernel(&self, kill: bool) -> (Ended, Vec<String>) {
+            let (stop, kernel) = kernel(self, kill);
+            let ended = self.end().expect("acted");
+            stop.store(true, Ordering::Relaxed);
+            (ended, kernel.join().expect("kernel thread"))
         }
     }
 
@@ -383,17 +407,7 @@ mod tests {
     #[test]
     fn lowers_to_usage_waits_for_the_kill_and_restores() {
         let f = fake("838860800");
-        let (stop, kernel) = kernel(&f, true);
-        let ended = end_runaway(
-            &f.cg,
-            "/user.slice/user-1001.slice",
-            &f.proc_root,
-            &f.pending,
-            &fast(),
-        )
-        .expect("acted");
-        stop.store(true, Ordering::Relaxed);
-        let seen = kernel.join().expect("kernel thread");
+        let (ended, seen) = f.end_with_kernel(true);
         let page = page_size();
         let lowered = ((707 * M + 123) / page * page).to_string();
         // The sequence the kernel saw: systemd's value, lowered to the usage, systemd's value again.
@@ -418,13 +432,7 @@ mod tests {
     fn roots_processes_are_shielded_while_the_runaway_is_ended() {
         let f = fake("838860800");
         // Root's apt (sudo without pam_contain) is the largest process in alice's slice.
-        let apt = f.proc_root.join("300");
-        fs::create_dir_all(&apt).expect("mkdir");
-        fs::write(
-            apt.join("status"),
-            "Name:\tapt\nState:\tS (sleeping)\nUid:\t0\t0\t0\t0\nVmRSS:\t900000 kB\n",
-        )
-        .expect("w");
+        let apt = f.process(300, "apt", 0, 900_000);
         fs::write(apt.join("oom_score_adj"), "0\n").expect("w");
         fs::write(f.cg.join("session-3.scope/cgroup.procs"), "100\n200\n300\n").expect("w");
         let adj = apt.join("oom_score_adj");
@@ -440,14 +448,7 @@ mod tests {
                 }
                 seen
             });
-            let ended = end_runaway(
-                &f.cg,
-                "/user.slice/user-1001.slice",
-                &f.proc_root,
-                &f.pending,
-                &fast(),
-            )
-            .expect("acted");
+            let ended = f.end().expect("acted");
             assert_eq!(
                 ended.victim.map(|v| v.pid),
                 Some(200),
@@ -459,14 +460,7 @@ mod tests {
         assert_eq!(fs::read_to_string(&adj).expect("read").trim(), "0", "restored");
         // Only root's processes left: nothing is lowered at all.
         fs::write(f.cg.join("session-3.scope/cgroup.procs"), "300\n").expect("w");
-        let err = end_runaway(
-            &f.cg,
-            "/user.slice/user-1001.slice",
-            &f.proc_root,
-            &f.pending,
-            &fast(),
-        )
-        .expect_err("nothing to end");
+        let err = f.end().expect_err("nothing to end");
         assert!(err.to_string().contains("but root's"), "{err}");
         assert_eq!(
             fs::read_to_string(f.cg.join("memory.max")).expect("read").trim(),
@@ -478,17 +472,7 @@ mod tests {
     #[test]
     fn restores_even_when_no_kill_comes() {
         let f = fake("max");
-        let (stop, kernel) = kernel(&f, false);
-        let ended = end_runaway(
-            &f.cg,
-            "/user.slice/user-1001.slice",
-            &f.proc_root,
-            &f.pending,
-            &fast(),
-        )
-        .expect("acted");
-        stop.store(true, Ordering::Relaxed);
-        let seen = kernel.join().expect("kernel thread");
+        let (ended, seen) = f.end_with_kernel(false);
         assert!(!ended.killed);
         assert!(!ended.gone);
         // The prediction is still reported, unconfirmed.

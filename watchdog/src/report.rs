@@ -242,9 +242,10 @@ pub fn add_notice(dir: &Path, uid: u32, line: &str) -> io::Result<()> {
     write_file(&path, text.as_bytes(), 0o600)
 }
 
-/// Atomic write with an explicit mode (the umask of the service is not trusted for it).
+/// Atomic write with an explicit mode: created with it (a notice is never readable by others,
+/// not even for a moment), then set again, since the service's umask is not trusted for it.
 fn write_file(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    contain_host::write_atomic(path, bytes)?;
+    contain_host::files::write_atomic_mode(path, bytes, mode)?;
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
 }
 

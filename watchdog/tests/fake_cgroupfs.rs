@@ -5,6 +5,8 @@
 mod common;
 
 use common::*;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -127,8 +129,7 @@ fn kernel(slice: &Slice, victim: u32) -> Kernel {
             }
             let lowered = max.parse::<u64>().is_ok_and(|m| m < MAX);
             if lowered && victim_alive {
-                // SAFETY: kill(2) on our own child's pid.
-                unsafe { libc::kill(victim as i32, libc::SIGKILL) };
+                let _ = kill(Pid::from_raw(victim as i32), Signal::SIGKILL);
                 victim_alive = false;
                 kills += 1;
                 if !h.load(Ordering::Relaxed) {
@@ -314,8 +315,7 @@ fn spikes_and_cheap_reclaim_are_left_alone_and_kernel_kills_are_reported() {
     assert!(alive(&mut victim) && alive(&mut sibling));
 
     // SIGTERM: a clean exit.
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(wd.child.id() as i32, libc::SIGTERM) };
+    kill(Pid::from_raw(wd.child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
     assert!(wait_for(Duration::from_secs(5), || matches!(
         wd.child.try_wait(),
         Ok(Some(_))

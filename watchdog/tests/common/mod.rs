@@ -1,5 +1,5 @@
-//! Shared by the integration tests: a memory balloon run by re-executing the test binary
-//! itself, and the real watchdog binary started on a given root.
+//! Shared by the integration tests: a memory balloon (the contain-test-balloon helper) and
+//! the real watchdog binary started on a given root.
 
 #![allow(dead_code)]
 
@@ -9,15 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BALLOON_ENV: &str = "CONTAIN_TEST_BALLOON";
 /// The UID the test slices belong to (user-4242.slice); balloons and sleepers run as it when the
 /// tests run as root, since root's processes are never a user's runaway.
 pub const SLICE_UID: u32 = 4242;
-const BALLOON_UID_ENV: &str = "CONTAIN_TEST_BALLOON_UID";
 
-fn running_as_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+pub fn running_as_root() -> bool {
+    nix::unistd::geteuid().is_root()
 }
 
 /// Runs `cmd` as the slice's user when the tests run as root (an exec'd program needs nothing
@@ -30,51 +27,14 @@ pub fn as_slice_user(cmd: &mut Command) -> &mut Command {
     cmd
 }
 
-/// Not a test: the body of a balloon child. `CONTAIN_TEST_BALLOON=STEP_MB,EVERY_MS,LIMIT_MB`
-/// allocates and touches STEP_MB every EVERY_MS until LIMIT_MB (0 = without end), then sleeps.
-#[test]
-fn balloon_helper() {
-    let Ok(spec) = std::env::var(BALLOON_ENV) else {
-        return;
-    };
-    // Joined its cgroup as root (pre_exec), now the slice's user, as a user's runaway is.
-    if let Some(uid) = std::env::var(BALLOON_UID_ENV)
-        .ok()
-        .and_then(|u| u.parse::<u32>().ok())
-    {
-        // SAFETY: plain syscalls in a single-purpose child.
-        let ok = unsafe {
-            libc::setgroups(0, std::ptr::null()) == 0 && libc::setgid(uid) == 0 && libc::setuid(uid) == 0
-        };
-        assert!(ok, "cannot become uid {uid}");
-    }
-    let nums: Vec<u64> = spec.split(',').filter_map(|s| s.parse().ok()).collect();
-    let (step, every, limit) = (nums[0], nums[1], nums[2]);
-    let mut held: Vec<Vec<u8>> = Vec::new();
-    loop {
-        if limit == 0 || (held.len() as u64) * step < limit {
-            // vec![1; n] writes every byte: the pages are really touched and charged.
-            held.push(vec![1u8; (step << 20) as usize]);
-        }
-        std::thread::sleep(Duration::from_millis(every));
-        std::hint::black_box(&held);
-    }
-}
-
 /// Starts a balloon child; `setup` runs in the child before exec (e.g. joining a cgroup).
 pub fn balloon(step_mb: u64, every_ms: u64, limit_mb: u64) -> Command {
-    let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
-    cmd.args([
-        "--exact",
-        "common::balloon_helper",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env(BALLOON_ENV, format!("{step_mb},{every_ms},{limit_mb}"))
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_contain-test-balloon"));
+    cmd.args([step_mb, every_ms, limit_mb].map(|n| n.to_string()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     if running_as_root() {
-        cmd.env(BALLOON_UID_ENV, SLICE_UID.to_string());
+        cmd.arg(SLICE_UID.to_string());
     }
     cmd
 }
