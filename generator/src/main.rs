@@ -3,7 +3,7 @@
 //! `CONTAIN_ROOT` moves every host path it reads or writes (tests).
 
 use contain_generator::generate;
-use contain_generator::kmsg::{Level, log};
+use contain_generator::kmsg::{self, NOTICE};
 use contain_host::{Outcome, Root, load_root, paths};
 use contain_policy::local_users_where;
 use std::path::PathBuf;
@@ -14,28 +14,22 @@ fn main() -> ExitCode {
         eprintln!("usage: contain-generator NORMAL_DIR [EARLY_DIR LATE_DIR]");
         return ExitCode::from(2);
     };
+    kmsg::init();
     let root = Root::from_env();
     let policy_path = paths::POLICY;
 
     let loaded = load_root(&root);
     match loaded.outcome {
-        Outcome::Applied => log(
-            Level::Info,
-            &format!("applying {}", loaded.policy.sources.join(", ")),
-        ),
-        Outcome::Default => log(
-            Level::Notice,
-            &format!("{policy_path} not found: applying the built-in default policy"),
-        ),
+        Outcome::Applied => log::info!("applying {}", loaded.policy.sources.join(", ")),
+        Outcome::Default => {
+            log::info!(target: NOTICE, "{policy_path} not found: applying the built-in default policy")
+        }
         Outcome::Fallback => {
             for e in &loaded.errors {
-                log(Level::Err, e);
+                log::error!("{e}");
             }
-            log(
-                Level::Err,
-                &format!(
-                    "{policy_path} is invalid: applying the built-in default policy; caps stay on. Fix it, then `containctl check`"
-                ),
+            log::error!(
+                "{policy_path} is invalid: applying the built-in default policy; caps stay on. Fix it, then `containctl check`"
             );
         }
     }
@@ -55,13 +49,10 @@ fn main() -> ExitCode {
         oomd_unit.as_deref(),
     );
     if let Some(e) = &write_error {
-        log(Level::Err, &format!("could not write every unit: {e}"));
+        log::error!("could not write every unit: {e}");
     }
     if let Err(e) = status.write(&root) {
-        log(
-            Level::Warning,
-            &format!("cannot record status in {}: {e}", paths::GENERATOR_STATUS),
-        );
+        log::warn!("cannot record status in {}: {e}", paths::GENERATOR_STATUS);
     }
     // The process ends here: freeing 10,000 overrides one by one would only cost time.
     std::mem::forget(loaded);

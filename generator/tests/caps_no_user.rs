@@ -1,68 +1,25 @@
 //! A policy emptied or cut down to its comments caps no user: the generator refuses it like an
 //! invalid one and renders exactly the built-in default's units, so caps stay on.
 
+mod common;
+
+use common::*;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-struct Run {
-    dir: tempfile::TempDir,
-}
-
-impl Run {
-    fn json(&self) -> serde_json::Value {
-        let path = self.dir.path().join("root/run/contain/generator.json");
-        serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap()
-    }
-    fn units(&self) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        let root = self.dir.path().join("normal");
-        let mut stack: Vec<PathBuf> = root.is_dir().then(|| root.clone()).into_iter().collect();
-        while let Some(dir) = stack.pop() {
-            for entry in fs::read_dir(&dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else {
-                    let rel = path.strip_prefix(&root).unwrap().display().to_string();
-                    out.push((rel, fs::read_to_string(&path).unwrap()));
-                }
-            }
-        }
-        out.sort();
-        out
-    }
-}
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/etc")
-}
 
 /// Runs the generator on a fixture root holding `policy` as /etc/contain/policy.toml (none for `None`).
 fn run(policy: Option<&str>) -> Run {
-    let dir = tempfile::tempdir().unwrap();
-    let etc = dir.path().join("root/etc");
-    fs::create_dir_all(etc.join("contain")).unwrap();
-    for f in ["passwd", "group"] {
-        fs::copy(fixtures().join(f), etc.join(f)).unwrap();
-    }
+    let dir = fixture_root();
     if let Some(text) = policy {
-        fs::write(etc.join("contain/policy.toml"), text).unwrap();
+        fs::write(dir.path().join("root/etc/contain/policy.toml"), text).unwrap();
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_contain-generator"))
-        .arg(dir.path().join("normal"))
-        .env("CONTAIN_ROOT", dir.path().join("root"))
-        .env("CONTAIN_LOG", "stderr")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    Run { dir }
+    let r = generate(dir);
+    assert!(r.status.success(), "{}", r.stderr);
+    r
 }
 
 /// The shipped policy cut after its header comments, as a truncated copy would be.
 fn comments_only() -> String {
-    let shipped =
-        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/policy.toml")).unwrap();
+    let shipped = fs::read_to_string(workspace().join("packaging/policy.toml")).unwrap();
     shipped
         .lines()
         .take_while(|l| l.starts_with('#') || l.is_empty())
@@ -89,7 +46,7 @@ fn emptied_or_comment_only_policy_falls_back_to_the_default_caps() {
             })
             .collect()
     };
-    let want = strip(default.units());
+    let want = strip(default.unit_files());
     assert!(
         want.iter()
             .any(|(p, t)| p == "user-.slice.d/30-contain.conf" && t.contains("MemoryMax=50%"))
@@ -124,7 +81,11 @@ fn emptied_or_comment_only_policy_falls_back_to_the_default_caps() {
             errors.contains("caps = false"),
             "{name}: the error says how to opt out: {errors}"
         );
-        assert_eq!(strip(r.units()), want, "{name}: the built-in default's units");
+        assert_eq!(
+            strip(r.unit_files()),
+            want,
+            "{name}: the built-in default's units"
+        );
     }
 }
 
@@ -133,8 +94,10 @@ fn caps_false_leaves_users_uncapped_on_purpose() {
     let r = run(Some("[users]\ncaps = false\n"));
     assert_eq!(r.json()["outcome"], "applied", "{}", r.json());
     assert!(
-        !r.units().iter().any(|(p, _)| p.starts_with("user-.slice.d/")),
+        !r.unit_files()
+            .iter()
+            .any(|(p, _)| p.starts_with("user-.slice.d/")),
         "{:?}",
-        r.units()
+        r.unit_files()
     );
 }
