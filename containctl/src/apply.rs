@@ -1,9 +1,11 @@
 //! `containctl apply`: put an edited policy in force without a reboot.
 
 use crate::host::Host;
+use crate::policy;
 use crate::progress;
 use crate::render::{self, FileDiff, State};
 use crate::status::user_limits;
+use crate::{OK, PROBLEMS, emit};
 use contain_host::Stats;
 use contain_host::cgroupfs::children;
 use contain_host::drift::{Machine, Mismatch, compare};
@@ -215,4 +217,14 @@ pub fn print(r: &Report) -> String {
         out.push_str(&format!("error: {e}\n"));
     }
     out
+}
+
+/// `containctl apply`.
+pub fn command(host: &Host, json: bool) -> u8 {
+    progress::enable(json);
+    let loaded = policy::effective(host, None);
+    let report = run(host, &loaded);
+    progress::done();
+    emit(json, &report, print);
+    if report.ok() { OK } else { PROBLEMS }
 }

@@ -6,6 +6,7 @@ use crate::iodev;
 use crate::pam::{self, Finding as PamFinding};
 use crate::policy;
 use crate::status;
+use crate::{OK, PROBLEMS, emit};
 use contain_host::Machine;
 use contain_host::accounts::{self, LookupError};
 use contain_host::paths;
@@ -706,4 +707,11 @@ pub fn print(report: &Report) -> String {
         out.push_str(&format!("{n} problem(s) found.\n"));
     }
     out
+}
+
+/// `containctl check`.
+pub fn command(host: &Host, policy: Option<&Path>, json: bool) -> u8 {
+    let report = run(host, policy);
+    emit(json, &report, print);
+    if report.problems() > 0 { PROBLEMS } else { OK }
 }

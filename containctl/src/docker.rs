@@ -1,6 +1,7 @@
 //! docker's daemon.json: route containers into docker.slice, keeping every other key.
 
 use crate::host::Host;
+use crate::{OK, PROBLEMS};
 use serde_json::{Map, Value};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -113,4 +114,52 @@ fn write(path: &Path, obj: &Map<String, Value>, mode: u32) -> std::io::Result<()
     let text = serde_json::to_string_pretty(obj).map_err(std::io::Error::other)? + "\n";
     contain_host::write_atomic(path, text.as_bytes())?;
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
+}
+
+/// `containctl docker-setup`.
+pub fn command(host: &Host, daemon_json_path: Option<&Path>, keep_other: bool) -> u8 {
+    let path = daemon_json(host, daemon_json_path);
+    let shown = path.display();
+    match setup(host, &path, keep_other) {
+        Ok(Outcome::AlreadySet) => {
+            println!("{shown} already routes containers into docker.slice");
+            OK
+        }
+        Ok(Outcome::Created) => {
+            println!("created {shown}: containers go to docker.slice (restart docker to apply)");
+            OK
+        }
+        Ok(Outcome::Updated { previous }) => {
+            match previous {
+                Some(p) => println!(
+                    "{shown}: cgroup-parent was `{p}`, now docker.slice; other keys kept (restart docker to apply)"
+                ),
+                None => println!(
+                    "{shown}: added cgroup-parent docker.slice; other keys kept (restart docker to apply)"
+                ),
+            }
+            OK
+        }
+        Ok(Outcome::KeptOther(p)) => {
+            println!(
+                "{shown}: cgroup-parent is `{p}`, set by the admin: left alone, containers do not go to docker.slice"
+            );
+            OK
+        }
+        Ok(Outcome::NoDocker) => {
+            println!("docker is not installed and {shown} does not exist: nothing to do");
+            OK
+        }
+        Ok(Outcome::LeftInvalid(e)) => {
+            eprintln!(
+                "containctl: warning: {shown} left untouched: {e}. Containers keep landing outside docker.slice \
+                 until you fix it and run `containctl docker-setup` again."
+            );
+            PROBLEMS
+        }
+        Err(e) => {
+            eprintln!("containctl: cannot write {shown}: {e}");
+            PROBLEMS
+        }
+    }
 }

@@ -2,11 +2,15 @@
 
 use crate::accounts;
 use crate::host::Host;
+use crate::policy;
+use crate::{OK, USAGE, emit};
 use contain_host::Cap;
 use contain_host::Machine;
+use contain_host::Outcome;
 use contain_policy::value::human_bytes;
 use contain_policy::{Exemption, FailureAction, Policy, Resolution, Rule, unit};
 use serde::Serialize;
+use std::path::Path;
 
 #[derive(Serialize)]
 pub struct Explained {
@@ -171,4 +175,24 @@ pub fn print(e: &Explained) -> String {
     });
     out.push_str(&format!("Policy: {}\n", e.sources.join(", ")));
     out
+}
+
+/// `containctl explain USER`.
+pub fn command(host: &Host, user: &str, policy: Option<&Path>, json: bool) -> u8 {
+    let loaded = policy::effective(host, policy);
+    if loaded.outcome == Outcome::Fallback {
+        eprintln!(
+            "containctl: the policy is invalid (see `containctl check`); explaining the built-in default the generator applies"
+        );
+    }
+    match explain(host, &loaded.policy, user) {
+        Some(e) => {
+            emit(json, &e, print);
+            OK
+        }
+        None => {
+            eprintln!("containctl: no such user: {user}");
+            USAGE
+        }
+    }
 }

@@ -22,8 +22,6 @@ mod validate;
 mod cli_tests;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use contain_host::GeneratorStatus;
-use contain_host::{Outcome, write_atomic};
 use host::Host;
 use serde::Serialize;
 use std::io::Write;
@@ -177,213 +175,27 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> u8 {
     let host = Host::new(cli.root);
     match cli.command {
-        Cmd::Check { policy, json } => {
-            let report = check::run(&host, policy.as_deref());
-            emit(json, &report, check::print);
-            if report.problems() > 0 { PROBLEMS } else { OK }
-        }
-        Cmd::Validate { file, json } => {
-            let report = validate::run(&file);
-            emit(json, &report, validate::print);
-            report.exit_code()
-        }
-        Cmd::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "containctl", &mut std::io::stdout());
-            OK
-        }
+        Cmd::Check { policy, json } => check::command(&host, policy.as_deref(), json),
+        Cmd::Validate { file, json } => validate::command(&file, json),
         Cmd::Render {
             policy,
             out,
             oomd_out,
-        } => {
-            let loaded = policy::effective(&host, policy.as_deref());
-            if loaded.outcome == Outcome::Fallback {
-                for e in &loaded.errors {
-                    eprintln!("containctl: {e}");
-                }
-                eprintln!(
-                    "containctl: the policy is invalid; rendering the built-in default, as the generator would"
-                );
-            }
-            let oomd_out = oomd_out.unwrap_or_else(|| out.join("oomd.conf.d"));
-            match render::write(&host, &loaded, &out, &oomd_out) {
-                Ok(files) => {
-                    for f in files {
-                        println!("{f}");
-                    }
-                    if loaded.outcome == Outcome::Fallback {
-                        PROBLEMS
-                    } else {
-                        OK
-                    }
-                }
-                Err(e) => {
-                    eprintln!("containctl: {e}");
-                    PROBLEMS
-                }
-            }
-        }
-        Cmd::Diff { policy, json } => {
-            let loaded = policy::effective(&host, policy.as_deref());
-            for e in &loaded.errors {
-                eprintln!("containctl: {e}");
-            }
-            let diffs = render::diff(&host, &loaded);
-            emit(json, &diffs, |d| render::print(d));
-            let differ = diffs.iter().any(|d| d.state != render::State::Same);
-            if differ || loaded.outcome == Outcome::Fallback {
-                PROBLEMS
-            } else {
-                OK
-            }
-        }
-        Cmd::Explain { user, policy, json } => {
-            let loaded = policy::effective(&host, policy.as_deref());
-            if loaded.outcome == Outcome::Fallback {
-                eprintln!(
-                    "containctl: the policy is invalid (see `containctl check`); explaining the built-in default the generator applies"
-                );
-            }
-            match explain::explain(&host, &loaded.policy, &user) {
-                Some(e) => {
-                    emit(json, &e, explain::print);
-                    OK
-                }
-                None => {
-                    eprintln!("containctl: no such user: {user}");
-                    USAGE
-                }
-            }
-        }
-        Cmd::Status { json } => {
-            let loaded = policy::effective(&host, None);
-            let report = status::collect(&host, &loaded.policy);
-            emit(json, &report, status::print);
-            // On stderr, so that --json stays one document: the caps shown are the default's.
-            if loaded.outcome == Outcome::Fallback {
-                eprintln!(
-                    "containctl: the policy is refused, so the built-in default policy applies (caps stay on):"
-                );
-                for e in &loaded.errors {
-                    eprintln!("  {e}");
-                }
-            }
-            if report.problems() > 0 || loaded.outcome == Outcome::Fallback {
-                PROBLEMS
-            } else {
-                OK
-            }
-        }
-        Cmd::Apply { json } => {
-            progress::enable(json);
-            let loaded = policy::effective(&host, None);
-            let report = apply::run(&host, &loaded);
-            progress::done();
-            emit(json, &report, apply::print);
-            if report.ok() { OK } else { PROBLEMS }
-        }
-        Cmd::Selftest { only, json } => {
-            progress::enable(json);
-            if let Some(why) = selftest::precondition(&host) {
-                eprintln!("containctl: {why}");
-                return USAGE;
-            }
-            let loaded = policy::effective(&host, None);
-            let which = only.and_then(|o| o.chars().next());
-            let outcomes = selftest::run_tests(&host, &loaded.policy, which);
-            emit(json, &outcomes, |o| selftest::print(o));
-            if outcomes.iter().all(|o| o.passed) {
-                OK
-            } else {
-                PROBLEMS
-            }
-        }
-        Cmd::Metrics { out, no_journal } => {
-            let loaded = policy::effective(&host, None);
-            let report = status::collect(&host, &loaded.policy);
-            let generator = GeneratorStatus::read(&host).ok();
-            let oomd = if no_journal {
-                None
-            } else {
-                metrics::oomd_kills(&host)
-            };
-            let text = metrics::render(
-                &report,
-                &metrics::Extra {
-                    policy: &loaded.policy,
-                    generator,
-                    oomd,
-                },
-            );
-            match out {
-                Some(path) => match write_atomic(&path, text.as_bytes()) {
-                    Ok(()) => OK,
-                    Err(e) => {
-                        eprintln!("containctl: cannot write {}: {e}", path.display());
-                        PROBLEMS
-                    }
-                },
-                None => {
-                    let _ = std::io::stdout().write_all(text.as_bytes());
-                    OK
-                }
-            }
-        }
+        } => render::command(&host, policy.as_deref(), &out, oomd_out),
+        Cmd::Diff { policy, json } => render::diff_command(&host, policy.as_deref(), json),
+        Cmd::Explain { user, policy, json } => explain::command(&host, &user, policy.as_deref(), json),
+        Cmd::Status { json } => status::command(&host, json),
+        Cmd::Apply { json } => apply::command(&host, json),
+        Cmd::Selftest { only, json } => selftest::command(&host, only, json),
+        Cmd::Metrics { out, no_journal } => metrics::command(&host, out, no_journal),
         Cmd::DockerSetup {
             daemon_json,
             keep_other,
-        } => {
-            let path = docker::daemon_json(&host, daemon_json.as_deref());
-            let shown = path.display();
-            match docker::setup(&host, &path, keep_other) {
-                Ok(docker::Outcome::AlreadySet) => {
-                    println!("{shown} already routes containers into docker.slice");
-                    OK
-                }
-                Ok(docker::Outcome::Created) => {
-                    println!("created {shown}: containers go to docker.slice (restart docker to apply)");
-                    OK
-                }
-                Ok(docker::Outcome::Updated { previous }) => {
-                    match previous {
-                        Some(p) => println!(
-                            "{shown}: cgroup-parent was `{p}`, now docker.slice; other keys kept (restart docker to apply)"
-                        ),
-                        None => println!(
-                            "{shown}: added cgroup-parent docker.slice; other keys kept (restart docker to apply)"
-                        ),
-                    }
-                    OK
-                }
-                Ok(docker::Outcome::KeptOther(p)) => {
-                    println!(
-                        "{shown}: cgroup-parent is `{p}`, set by the admin: left alone, containers do not go to docker.slice"
-                    );
-                    OK
-                }
-                Ok(docker::Outcome::NoDocker) => {
-                    println!("docker is not installed and {shown} does not exist: nothing to do");
-                    OK
-                }
-                Ok(docker::Outcome::LeftInvalid(e)) => {
-                    eprintln!(
-                        "containctl: warning: {shown} left untouched: {e}. Containers keep landing outside docker.slice \
-                         until you fix it and run `containctl docker-setup` again."
-                    );
-                    PROBLEMS
-                }
-                Err(e) => {
-                    eprintln!("containctl: cannot write {shown}: {e}");
-                    PROBLEMS
-                }
-            }
+        } => docker::command(&host, daemon_json.as_deref(), keep_other),
+        Cmd::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "containctl", &mut std::io::stdout());
+            OK
         }
-        Cmd::Balloon { args } => match selftest::balloon(&args) {
-            Ok(()) => OK,
-            Err(e) => {
-                eprintln!("containctl: {e}");
-                USAGE
-            }
-        },
+        Cmd::Balloon { args } => selftest::balloon_command(&args),
     }
 }

@@ -3,10 +3,14 @@
 
 use crate::host::Host;
 use crate::status::{Report, Row};
+use crate::{OK, PROBLEMS};
+use crate::{policy, status};
+use contain_host::write_atomic;
 use contain_host::{Cap, GeneratorStatus, Outcome};
 use contain_policy::{Policy, aggregate};
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::path::PathBuf;
 
 /// Kills systemd-oomd logged this boot, by the tree whose pressure (or swap) triggered it.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -340,6 +344,35 @@ pub fn render(report: &Report, extra: &Extra) -> String {
     let fits = aggregate(extra.policy, report.ram).fits;
     o.sample("contain_policy_fits_ram", &[], if fits { "1" } else { "0" });
     o.0
+}
+
+/// `containctl metrics`.
+pub fn command(host: &Host, out: Option<PathBuf>, no_journal: bool) -> u8 {
+    let loaded = policy::effective(host, None);
+    let report = status::collect(host, &loaded.policy);
+    let generator = GeneratorStatus::read(host).ok();
+    let oomd = if no_journal { None } else { oomd_kills(host) };
+    let text = render(
+        &report,
+        &Extra {
+            policy: &loaded.policy,
+            generator,
+            oomd,
+        },
+    );
+    match out {
+        Some(path) => match write_atomic(&path, text.as_bytes()) {
+            Ok(()) => OK,
+            Err(e) => {
+                eprintln!("containctl: cannot write {}: {e}", path.display());
+                PROBLEMS
+            }
+        },
+        None => {
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
+            OK
+        }
+    }
 }
 
 #[cfg(test)]

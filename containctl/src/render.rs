@@ -3,8 +3,11 @@
 
 use crate::accounts;
 use crate::host::Host;
+use crate::policy;
+use crate::{OK, PROBLEMS, emit};
 use contain_generator::generate;
 use contain_host::Loaded;
+use contain_host::Outcome;
 use contain_host::paths::OOMD_DIR;
 use contain_policy::{OOMD_DROPIN, render};
 use serde::Serialize;
@@ -183,6 +186,52 @@ pub fn print(diffs: &[FileDiff]) -> String {
         ));
     }
     out
+}
+
+/// `containctl render`.
+pub fn command(host: &Host, policy: Option<&Path>, out: &Path, oomd_out: Option<PathBuf>) -> u8 {
+    let loaded = policy::effective(host, policy);
+    if loaded.outcome == Outcome::Fallback {
+        for e in &loaded.errors {
+            eprintln!("containctl: {e}");
+        }
+        eprintln!(
+            "containctl: the policy is invalid; rendering the built-in default, as the generator would"
+        );
+    }
+    let oomd_out = oomd_out.unwrap_or_else(|| out.join("oomd.conf.d"));
+    match write(host, &loaded, out, &oomd_out) {
+        Ok(files) => {
+            for f in files {
+                println!("{f}");
+            }
+            if loaded.outcome == Outcome::Fallback {
+                PROBLEMS
+            } else {
+                OK
+            }
+        }
+        Err(e) => {
+            eprintln!("containctl: {e}");
+            PROBLEMS
+        }
+    }
+}
+
+/// `containctl diff`.
+pub fn diff_command(host: &Host, policy: Option<&Path>, json: bool) -> u8 {
+    let loaded = policy::effective(host, policy);
+    for e in &loaded.errors {
+        eprintln!("containctl: {e}");
+    }
+    let diffs = diff(host, &loaded);
+    emit(json, &diffs, |d| print(d));
+    let differ = diffs.iter().any(|d| d.state != State::Same);
+    if differ || loaded.outcome == Outcome::Fallback {
+        PROBLEMS
+    } else {
+        OK
+    }
 }
 
 #[cfg(test)]

@@ -8,13 +8,19 @@
 //! on failure and on Ctrl-C too. A real user's slice is never touched.
 
 use crate::host::{Host, key_values};
+use crate::policy;
 use crate::progress;
+use crate::{OK, PROBLEMS, USAGE, emit};
 use contain_host::Stats;
 use contain_host::cgroupfs::parse_pressure;
 use contain_policy::Policy;
 use contain_policy::value::{Span, human_bytes};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::unistd::geteuid;
 use serde::Serialize;
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -23,9 +29,36 @@ const SLICE_PATH: &str = "/contain_selftest.slice";
 const PAGE: u64 = 4096;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// SIGINT and SIGTERM, blocked and read from a descriptor instead: Ctrl-C ends the running
+/// wait, and the cleanup still runs.
+static SIGNALS: OnceLock<Option<SignalFd>> = OnceLock::new();
 
-extern "C" fn on_signal(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
+fn catch_signals() {
+    SIGNALS.get_or_init(|| {
+        let mut set = SigSet::empty();
+        set.add(Signal::SIGINT);
+        set.add(Signal::SIGTERM);
+        set.thread_block().ok()?;
+        let fd = SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).ok();
+        if fd.is_none() {
+            // Unread, blocked signals would make Ctrl-C do nothing at all.
+            let _ = set.thread_unblock();
+        }
+        fd
+    });
+}
+
+fn interrupted_now() -> bool {
+    let pending = || {
+        SIGNALS
+            .get()
+            .and_then(Option::as_ref)
+            .is_some_and(|fd| matches!(fd.read_signal(), Ok(Some(_))))
+    };
+    if !INTERRUPTED.load(Ordering::SeqCst) && pending() {
+        INTERRUPTED.store(true, Ordering::SeqCst);
+    }
+    INTERRUPTED.load(Ordering::SeqCst)
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -88,7 +121,7 @@ impl Drop for Cleanup {
 }
 
 fn interrupted() -> Result<(), String> {
-    if INTERRUPTED.load(Ordering::SeqCst) {
+    if interrupted_now() {
         Err("interrupted".into())
     } else {
         Ok(())
@@ -113,8 +146,7 @@ fn epoch() -> u64 {
 
 /// Why selftest cannot run here, if it cannot.
 pub fn precondition(host: &Host) -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !geteuid().is_root() {
         return Some("selftest starts system units: run it as root".into());
     }
     if !host.is_live() {
@@ -130,11 +162,7 @@ pub fn precondition(host: &Host) -> Option<String> {
 }
 
 pub fn run_tests(host: &Host, policy: &Policy, which: Option<char>) -> Vec<Outcome> {
-    // SAFETY: the handler only stores to an atomic.
-    unsafe {
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-    }
+    catch_signals();
     let exe = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "/usr/sbin/containctl".into());
@@ -171,18 +199,27 @@ pub fn run_tests(host: &Host, policy: &Policy, which: Option<char>) -> Vec<Outco
     }
     if which.is_none_or(|w| w == 'a') {
         out.push(
-            test_a(host, &exe, id, &chill, &mut cleanup).unwrap_or_else(|e| Outcome {
-                test: "A",
-                passed: false,
-                summary: e,
-                figures: Vec::new(),
-            }),
+            a_balloon_is_killed_at_its_cap_without_swapping(host, &exe, id, &chill, &mut cleanup)
+                .unwrap_or_else(|e| Outcome {
+                    test: "A",
+                    passed: false,
+                    summary: e,
+                    figures: Vec::new(),
+                }),
         );
         progress::done();
     }
-    if which.is_none_or(|w| w == 'b') && !INTERRUPTED.load(Ordering::SeqCst) {
+    if which.is_none_or(|w| w == 'b') && !interrupted_now() {
         out.push(
-            test_b(host, policy, &exe, id, &chill, &mut cleanup).unwrap_or_else(|e| Outcome {
+            oomd_ends_a_thrashing_workload_and_spares_its_neighbour(
+                host,
+                policy,
+                &exe,
+                id,
+                &chill,
+                &mut cleanup,
+            )
+            .unwrap_or_else(|e| Outcome {
                 test: "B",
                 passed: false,
                 summary: e,
@@ -201,7 +238,14 @@ fn slice_event(host: &Host, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn test_a(host: &Host, exe: &str, id: u32, chill: &str, cleanup: &mut Cleanup) -> Result<Outcome, String> {
+/// Test A.
+fn a_balloon_is_killed_at_its_cap_without_swapping(
+    host: &Host,
+    exe: &str,
+    id: u32,
+    chill: &str,
+    cleanup: &mut Cleanup,
+) -> Result<Outcome, String> {
     let cap: u64 = 64 << 20;
     let balloon: u64 = 256 << 20;
     let unit = format!("contain-selftest-a-{id}.service");
@@ -304,7 +348,8 @@ fn oomd_duration(policy: &Policy) -> Span {
         .unwrap_or(policy.oomd.pressure_duration)
 }
 
-fn test_b(
+/// Test B.
+fn oomd_ends_a_thrashing_workload_and_spares_its_neighbour(
     host: &Host,
     policy: &Policy,
     exe: &str,
@@ -552,5 +597,49 @@ fn file_balloon(path: &str, size: usize, page: usize) -> Result<(), String> {
             sum = sum.wrapping_add(unsafe { std::ptr::read_volatile((base as *const u8).add(off)) } as u64);
         }
         std::hint::black_box(sum);
+    }
+}
+
+/// `containctl selftest`.
+pub fn command(host: &Host, only: Option<String>, json: bool) -> u8 {
+    progress::enable(json);
+    if let Some(why) = precondition(host) {
+        eprintln!("containctl: {why}");
+        return USAGE;
+    }
+    let loaded = policy::effective(host, None);
+    let which = only.and_then(|o| o.chars().next());
+    let outcomes = run_tests(host, &loaded.policy, which);
+    emit(json, &outcomes, |o| print(o));
+    if outcomes.iter().all(|o| o.passed) {
+        OK
+    } else {
+        PROBLEMS
+    }
+}
+
+/// `containctl __balloon …`: the workload selftest starts in its throwaway unit.
+pub fn balloon_command(args: &[String]) -> u8 {
+    match balloon(args) {
+        Ok(()) => OK,
+        Err(e) => {
+            eprintln!("containctl: {e}");
+            USAGE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ctrl_c_interrupts_the_waits_instead_of_killing_before_the_cleanup() {
+        catch_signals();
+        assert!(pause(Duration::from_millis(1)).is_ok());
+        // Thread-directed, like the blocked mask: this thread is the one selftest runs on.
+        nix::sys::signal::raise(Signal::SIGINT).expect("raise");
+        assert_eq!(pause(Duration::from_secs(30)), Err("interrupted".to_string()));
+        assert!(interrupted().is_err());
     }
 }

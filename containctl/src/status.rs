@@ -2,7 +2,10 @@
 
 use crate::accounts;
 use crate::host::Host;
+use crate::policy;
 use crate::table::{Table, bytes};
+use crate::{OK, PROBLEMS, emit};
+use contain_host::Outcome;
 use contain_host::cgroupfs::{children, walk};
 use contain_host::drift::{Machine, Mismatch, compare};
 use contain_host::{Cap, Stats};
@@ -353,6 +356,27 @@ pub fn print(report: &Report) -> String {
         ));
     }
     out
+}
+
+/// `containctl status`.
+pub fn command(host: &Host, json: bool) -> u8 {
+    let loaded = policy::effective(host, None);
+    let report = collect(host, &loaded.policy);
+    emit(json, &report, print);
+    // On stderr, so that --json stays one document: the caps shown are the default's.
+    if loaded.outcome == Outcome::Fallback {
+        eprintln!(
+            "containctl: the policy is refused, so the built-in default policy applies (caps stay on):"
+        );
+        for e in &loaded.errors {
+            eprintln!("  {e}");
+        }
+    }
+    if report.problems() > 0 || loaded.outcome == Outcome::Fallback {
+        PROBLEMS
+    } else {
+        OK
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! management can check a policy before writing it (Ansible's `validate: containctl validate %s`
 //! hands over a temporary file with any name and owner).
 
+use crate::emit;
 use contain_policy::{FailureAction, Policy, Source, parse};
 use serde::Serialize;
 use std::fs::OpenOptions;
@@ -133,6 +134,13 @@ pub fn print(r: &Report) -> String {
         )),
     }
     out
+}
+
+/// `containctl validate FILE`.
+pub fn command(file: &Path, json: bool) -> u8 {
+    let report = run(file);
+    emit(json, &report, print);
+    report.exit_code()
 }
 
 #[cfg(test)]
