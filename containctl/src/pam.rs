@@ -92,19 +92,16 @@ fn denies_on_failure(control: &str) -> bool {
 }
 
 #[cfg(test)]
+#[path = "../../tests/support/pam_profile.rs"]
+mod pam_profile;
+
+#[cfg(test)]
 mod tests {
+    use super::pam_profile;
     use super::*;
 
-    const DEBIAN: &str = "\
-# here are the per-package modules (the \"Primary\" block)
-session\t[default=1]\t\t\tpam_permit.so
-session\trequisite\t\t\tpam_deny.so
-session\trequired\t\t\tpam_permit.so
-session optional\t\t\tpam_umask.so
-session\trequired\tpam_unix.so
-session\toptional\tpam_systemd.so
-session\trequired\tpam_contain.so
-";
+    /// Debian's common-session with pam_contain added by its profile.
+    const DEBIAN: &str = include_str!("../../tests/fixtures/etc/pam.d/common-session");
 
     #[test]
     fn parses_debian_common_session() {
@@ -154,12 +151,7 @@ session\trequired\tpam_contain.so
 
     #[test]
     fn the_shipped_profile_passes() {
-        let profile = include_str!("../../packaging/pam-configs/contain");
-        let line = profile
-            .lines()
-            .skip_while(|l| !l.starts_with("Session:"))
-            .nth(1)
-            .expect("a Session line");
+        let line = pam_profile::shipped_session_line();
         assert_eq!(judge(&format!("session {line}\n"), false), Finding::Ok);
     }
 }

@@ -55,16 +55,7 @@ fn cgroup(root: &Path, path: &str, current: u64, high: &str, max: &str, swap_max
     put(root, &format!("{dir}/io.weight"), "default 100\n");
 }
 
-const COMMON_SESSION: &str = "\
-# /etc/pam.d/common-session - session-related modules common to all services
-session\t[default=1]\t\t\tpam_permit.so
-session\trequisite\t\t\tpam_deny.so
-session\trequired\t\t\tpam_permit.so
-session optional\t\t\tpam_umask.so
-session\trequired\tpam_unix.so
-session\toptional\tpam_systemd.so
-session\trequired\tpam_contain.so
-";
+const COMMON_SESSION: &str = include_str!("../../tests/fixtures/etc/pam.d/common-session");
 const NONINTERACTIVE: &str = "\
 session\t[default=1]\t\t\tpam_permit.so
 session\trequisite\t\t\tpam_deny.so

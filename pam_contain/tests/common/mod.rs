@@ -72,16 +72,12 @@ pub fn module_path() -> PathBuf {
     so
 }
 
+#[path = "../../../tests/support/pam_profile.rs"]
+mod pam_profile;
+
 /// The `Session:` line of the package's pam-auth-update profile: control and module name.
 pub fn shipped_session_line() -> String {
-    let profile = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/pam-configs/contain");
-    let text = fs::read_to_string(&profile).expect("the pam-auth-update profile");
-    let line = text
-        .lines()
-        .skip_while(|l| !l.starts_with("Session:"))
-        .nth(1)
-        .expect("a line after Session:");
-    line.trim().to_string()
+    pam_profile::shipped_session_line().to_string()
 }
 
 pub fn lib_path(name: &str) -> Option<PathBuf> {
