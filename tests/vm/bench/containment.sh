@@ -11,10 +11,8 @@
 # as for run.sh.
 set -euo pipefail
 
-VM_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# shellcheck source=../lib.sh
-. "$VM_HERE/lib.sh"
-export VM_HERE VM_POLICY
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 suite=${1:-bookworm}
 window=${BENCH_WINDOW:-150}
@@ -28,20 +26,7 @@ if [ -z "$deb" ]; then
     echo "containment.sh: no target/debian/contain_*.deb (run make deb first)" >&2
     exit 1
 fi
-out=$(mktemp -d /tmp/contain-bench-XXXXXX)
-VM_RESULTS=$out/results
-export VM_RESULTS
-trap stop_vm EXIT
-
-say() { printf '%s %s\n' "$(date +%T)" "$*"; }
-# rec PHASE KEY VALUE: one figure of a phase, kept in $out/PHASE.
-rec() { printf '%s=%s\n' "$2" "$3" >>"$out/$1"; }
-
-boot() {
-    local t0=$SECONDS
-    start_vm "$suite" || { dump_guest; say "the $suite VM did not come up"; exit 1; }
-    say "booted $suite to ssh in $((SECONDS - t0)) s (${VM_ACCEL%% -cpu*})"
-}
+bench_results contain-bench
 
 # hard_reset: the guest stopped answering for good: kill QEMU, boot a fresh overlay.
 hard_reset() {
@@ -49,7 +34,7 @@ hard_reset() {
     wait "$VM_QEMU_PID" 2>/dev/null || true
     VM_QEMU_PID=
     rm -rf "$VM_RUN_DIR"
-    boot
+    bench_boot "$suite"
 }
 
 # swap_on: the image's 1 GiB /swapfile (made by contain-test-swap.service at boot), swapped
@@ -146,7 +131,7 @@ print(" ".join(f"{k}={rows[0].get(k)}" for k in ("CONTAIN_REASON", "CONTAIN_PID"
     sed "s/^/  $p: /" "$out/$p"
 }
 
-boot
+bench_boot "$suite"
 target=$((($(user_limit alice memory_max) >> 20) * 3))
 say "alice's memory_max $(mib "$(user_limit alice memory_max)") in $(basename "$VM_POLICY"): runaway target ${target} MiB"
 

@@ -17,10 +17,8 @@
 # not judge: non-zero only if something broke (no VM, no figures).
 set -euo pipefail
 
-VM_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# shellcheck source=../lib.sh
-. "$VM_HERE/lib.sh"
-export VM_HERE VM_POLICY
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 suite=${1:-bookworm}
 mb=${BENCH_IO_MB:-400}
@@ -30,13 +28,7 @@ phases=${BENCH_IO_PHASES:-installed latency cap both bfq}
 export VM_DISK_THROTTLE_BPS=${BENCH_IO_BPS:-16777216}
 # The longest a storm may take: every byte at a tenth of the throttled rate.
 window=$((3 * mb * 1048576 * 10 / VM_DISK_THROTTLE_BPS + 120))
-out=$(mktemp -d /tmp/contain-bench-io-XXXXXX)
-VM_RESULTS=$out/results
-export VM_RESULTS
-trap stop_vm EXIT
-
-say() { printf '%s %s\n' "$(date +%T)" "$*"; }
-rec() { printf '%s=%s\n' "$2" "$3" >>"$out/$1"; }
+bench_results contain-bench-io
 
 # login_ms: one fresh root ssh login timed from the host, in ms ("fail" after 120 s).
 login_ms() {
@@ -113,9 +105,7 @@ phase() {
     sed "s/^/  $p: /" "$out/$p"
 }
 
-t0=$SECONDS
-start_vm "$suite" || { dump_guest; say "the $suite VM did not come up"; exit 1; }
-say "booted $suite in $((SECONDS - t0)) s (${VM_ACCEL%% -cpu*}), disk throttled to $VM_DISK_THROTTLE_BPS B/s"
+bench_boot "$suite" "disk throttled to $VM_DISK_THROTTLE_BPS B/s"
 deb=
 [ "${BENCH_IO_INSTALL:-1}" = 0 ] || deb=$(find_deb || true)
 if [ -n "$deb" ]; then
