@@ -1,15 +1,16 @@
 //! Arbitrary bytes as a policy (and its drop-in): parse, validate, resolve, render, add up.
-//! Nothing may panic or hang, whatever the input, and the quick TOML reader must agree with toml.
+//! Nothing may panic or hang, whatever the input, and reading a file in chunks must give what
+//! reading it whole gives.
 #![no_main]
 
-use contain_policy::{LocalUser, Source, aggregate, parse, quick_reader_agrees, render};
+use contain_policy::{LocalUser, Source, aggregate, chunked_reading_agrees, parse, render};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     // Split once so the merge of policy.d drop-ins is fuzzed too.
     let (main, dropin) = text.split_once("\n%%\n").unwrap_or((text, ""));
-    assert!(quick_reader_agrees(main), "the quick reader and toml disagree");
+    assert!(chunked_reading_agrees(main), "reading in chunks and whole disagree");
     let sources = [Source { path: "policy.toml", text: main }, Source { path: "policy.d/10.toml", text: dropin }];
     match parse(&sources) {
         Ok(policy) => {

@@ -5,19 +5,20 @@ mod accounts;
 mod aggregate;
 mod model;
 mod parse;
-mod quick;
 mod render;
 mod resolve;
 pub mod text;
+mod tree;
 pub mod unit;
 pub mod value;
 
 pub use accounts::{Account, LocalUser, local_users, local_users_where, parse_accounts};
 pub use aggregate::{Aggregate, Term, aggregate};
 pub use model::*;
-pub use parse::{Diagnostic, Source, parse, quick_reader_agrees};
+pub use parse::{Diagnostic, Source, parse};
 pub use render::{DROPIN, OOMD_DROPIN, Rendered, USER_DROPIN, render};
 pub use resolve::{Effective, Exemption, Resolution, Rule, Sourced};
+pub use tree::chunked_reading_agrees;
 
 /// The shipped default policy, applied when the admin's policy is missing or invalid.
 pub const DEFAULT_POLICY: &str = include_str!("../../packaging/policy.toml");

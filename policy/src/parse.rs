@@ -1,6 +1,7 @@
 //! Parsing and validation: TOML text → merged tree → [`Policy`], collecting every error.
 
 use crate::model::*;
+use crate::tree::{self, Entries, Fnv, Kind, Loc, Node};
 use crate::unit;
 use crate::value::{
     CpuQuota, CpuSet, DEFAULT_IO_DEVICES, IoBandwidth, Permyriad, Size, Span, Tasks, check_io_device,
@@ -10,8 +11,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
-use toml::de::{DeTable, DeValue};
+use std::hash::BuildHasherDefault;
 
 /// One policy file's text and the path to name in messages.
 #[derive(Clone, Copy, Debug)]
@@ -37,59 +37,6 @@ impl fmt::Display for Diagnostic {
             write!(f, "\n  help: {help}")?;
         }
         Ok(())
-    }
-}
-
-/// A place in one of the files; line and column are worked out only for a message or an origin.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Loc {
-    pub(crate) file: u32,
-    pub(crate) offset: u32,
-}
-
-impl Loc {
-    pub(crate) fn new(file: u32, offset: usize) -> Loc {
-        Loc {
-            file,
-            // A policy is at most a few MB (the generator refuses bigger files).
-            offset: u32::try_from(offset).unwrap_or(u32::MAX),
-        }
-    }
-}
-
-/// A table's entries in file order. Keys and strings borrow from the policy text where they can.
-pub(crate) type Entries<'a> = Vec<(Cow<'a, str>, Node<'a>)>;
-
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Node<'a> {
-    pub(crate) key: Loc,
-    pub(crate) at: Loc,
-    pub(crate) kind: Kind<'a>,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum Kind<'a> {
-    Table(Entries<'a>),
-    Array(Vec<Node<'a>>),
-    Str(Cow<'a, str>),
-    /// Kept as text so that out-of-range integers get a clear message, not a wrap.
-    Int(Cow<'a, str>, u32),
-    Float,
-    Bool(bool),
-    Datetime,
-}
-
-impl Kind<'_> {
-    fn type_name(&self) -> &'static str {
-        match self {
-            Kind::Table(_) => "a table",
-            Kind::Array(_) => "an array",
-            Kind::Str(_) => "a string",
-            Kind::Int(..) => "an integer",
-            Kind::Float => "a float",
-            Kind::Bool(_) => "a boolean",
-            Kind::Datetime => "a date",
-        }
     }
 }
 
@@ -189,9 +136,13 @@ pub fn parse<'a>(sources: &[Source<'a>]) -> Result<Policy, Vec<Diagnostic>> {
             );
             continue;
         }
-        match toml_tree(src.text, file) {
+        match tree::document(src.text, file) {
             Ok(root) => merge(&mut merged, root),
-            Err((at, msg)) => d.error(&at, format!("invalid TOML: {msg}"), None),
+            Err(errors) => {
+                for (at, msg) in errors {
+                    d.error(&at, format!("invalid TOML: {msg}"), None);
+                }
+            }
         }
     }
     if !d.out.is_empty() {
@@ -199,63 +150,6 @@ pub fn parse<'a>(sources: &[Source<'a>]) -> Result<Policy, Vec<Diagnostic>> {
     }
     let policy = build(&mut d, &merged, sources);
     if d.out.is_empty() { Ok(policy) } else { Err(d.out) }
-}
-
-/// True when the quick reader declines `text` or reads it exactly as toml does (for fuzzing).
-#[doc(hidden)]
-pub fn quick_reader_agrees(text: &str) -> bool {
-    crate::quick::document(text, 0).is_none_or(|quick| full_tree(text, 0).ok() == Some(quick))
-}
-
-/// One file's tree: the quick way where it applies, else toml's document builder, which also
-/// words every error.
-fn toml_tree(text: &str, file: u32) -> Result<Entries<'_>, (Loc, String)> {
-    if let Some(root) = crate::quick::document(text, file) {
-        return Ok(root);
-    }
-    full_tree(text, file)
-}
-
-pub(crate) fn full_tree(text: &str, file: u32) -> Result<Entries<'_>, (Loc, String)> {
-    match DeTable::parse(text) {
-        Ok(table) => Ok(convert_table(table.get_ref(), file)),
-        Err(e) => Err((
-            Loc::new(file, e.span().map_or(0, |s| s.start)),
-            e.message().trim().replace('\n', "; "),
-        )),
-    }
-}
-
-/// Entries in file order (the parser's map is keyed, not ordered: order costs a hash per key).
-fn convert_table<'a>(t: &DeTable<'a>, file: u32) -> Entries<'a> {
-    let mut entries: Entries<'a> = t
-        .iter()
-        .map(|(k, v)| {
-            let mut node = convert(v.get_ref(), v.span().start, file);
-            node.key = Loc::new(file, k.span().start);
-            (k.get_ref().clone(), node)
-        })
-        .collect();
-    entries.sort_by_key(|(_, n)| n.key.offset);
-    entries
-}
-
-fn convert<'a>(v: &DeValue<'a>, offset: usize, file: u32) -> Node<'a> {
-    let at = Loc::new(file, offset);
-    let kind = match v {
-        DeValue::String(s) => Kind::Str(s.clone()),
-        DeValue::Integer(i) => Kind::Int(Cow::Owned(i.as_str().to_string()), i.radix()),
-        DeValue::Float(_) => Kind::Float,
-        DeValue::Boolean(b) => Kind::Bool(*b),
-        DeValue::Datetime(_) => Kind::Datetime,
-        DeValue::Array(a) => Kind::Array(
-            a.iter()
-                .map(|e| convert(e.get_ref(), e.span().start, file))
-                .collect(),
-        ),
-        DeValue::Table(t) => Kind::Table(convert_table(t, file)),
-    };
-    Node { key: at, at, kind }
 }
 
 fn merge<'a>(into: &mut Entries<'a>, from: Entries<'a>) {
@@ -655,7 +549,15 @@ impl<'n> Reader<'n> {
                 Some("memory_high is the throttling point and must be at or below memory_max".into()),
             );
         }
-        let devices = self.io_devices(d);
+        // The device list matters only under a bandwidth cap: 10,000 overrides have none.
+        let devices = if ["io_devices", "io_read_bandwidth_max", "io_write_bandwidth_max"]
+            .iter()
+            .any(|k| self.node(k).is_some())
+        {
+            self.io_devices(d)
+        } else {
+            Vec::new()
+        };
         Limits {
             memory_high: high.map(|v| v.0),
             memory_max: max.map(|v| v.0),
@@ -726,29 +628,6 @@ fn levenshtein(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
-}
-
-/// FNV-1a: 10,000 overrides' selectors are hashed at every boot, and none is chosen by an attacker
-/// who could not simply edit the policy.
-#[derive(Default)]
-struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for &b in bytes {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }
 
 fn with_keys<'k>(extra: &[&'k str]) -> Vec<&'k str> {

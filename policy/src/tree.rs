@@ -1,0 +1,908 @@
+//! A policy file's TOML as a tree of spanned nodes, built from the events of toml's own parser
+//! (`toml_parser`), with TOML's rules for tables, and every error in the file collected.
+//! Keys and strings borrow from the text where they can.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use toml_parser::decoder::{Encoding, ScalarKind};
+use toml_parser::lexer::{Token, TokenKind};
+use toml_parser::parser::EventReceiver;
+use toml_parser::{ErrorSink, Expected, ParseError, Source, Span};
+
+/// A place in one of the files; line and column are worked out only for a message or an origin.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Loc {
+    pub(crate) file: u32,
+    pub(crate) offset: u32,
+}
+
+impl Loc {
+    pub(crate) fn new(file: u32, offset: usize) -> Loc {
+        Loc {
+            file,
+            // A policy is at most a few MB (the generator refuses bigger files).
+            offset: u32::try_from(offset).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+/// A table's entries in file order.
+pub(crate) type Entries<'a> = Vec<(Cow<'a, str>, Node<'a>)>;
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Node<'a> {
+    pub(crate) key: Loc,
+    pub(crate) at: Loc,
+    pub(crate) kind: Kind<'a>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Kind<'a> {
+    Table(Entries<'a>),
+    Array(Vec<Node<'a>>),
+    Str(Cow<'a, str>),
+    /// Kept as text so that out-of-range integers get a clear message, not a wrap.
+    Int(Cow<'a, str>, u32),
+    Float,
+    Bool(bool),
+    Datetime,
+}
+
+impl Kind<'_> {
+    pub(crate) fn type_name(&self) -> &'static str {
+        match self {
+            Kind::Table(_) => "a table",
+            Kind::Array(_) => "an array",
+            Kind::Str(_) => "a string",
+            Kind::Int(..) => "an integer",
+            Kind::Float => "a float",
+            Kind::Bool(_) => "a boolean",
+            Kind::Datetime => "a date",
+        }
+    }
+}
+
+/// toml's limit on nested arrays and inline tables, and on a key's dotted parts.
+const MAX_DEPTH: u32 = 80;
+
+/// Tokens parsed at a time: a chunk stays in the CPU's caches, where a whole policy's tokens
+/// (24 bytes each, ~24 per override) would cost megabytes of fresh pages.
+const CHUNK: usize = 2048;
+
+/// One file's root table, entries in file order, or every error in the file, each worded as
+/// toml words it, in the order toml reports them (its own first error comes first).
+pub(crate) fn document(text: &str, file: u32) -> Result<Entries<'_>, Vec<(Loc, String)>> {
+    document_in_chunks(text, file, CHUNK)
+}
+
+/// True when reading `text` cut after every line gives what reading it whole gives (for
+/// fuzzing).
+#[doc(hidden)]
+pub fn chunked_reading_agrees(text: &str) -> bool {
+    document_in_chunks(text, 0, 1) == document_in_chunks(text, 0, usize::MAX)
+}
+
+/// The tokens go to toml's parser in chunks of whole lines: cut only after a newline outside
+/// any bracket, where in a valid file the parser is between expressions as at the start of a
+/// file. A file with an error is read again in one piece, so that its errors are the ones toml
+/// finds reading it whole.
+fn document_in_chunks(text: &str, file: u32, chunk: usize) -> Result<Entries<'_>, Vec<(Loc, String)>> {
+    let source = Source::new(text);
+    let mut builder = Builder::new(source, file);
+    let mut errors: Vec<ParseError> = Vec::new();
+    let mut tokens: Vec<Token> = Vec::with_capacity(chunk.min(text.len() / 2) + 64);
+    let mut depth: i64 = 0;
+    for token in source.lex() {
+        match token.kind() {
+            TokenKind::LeftSquareBracket | TokenKind::LeftCurlyBracket => depth += 1,
+            TokenKind::RightSquareBracket | TokenKind::RightCurlyBracket => depth -= 1,
+            _ => {}
+        }
+        let cut = depth == 0 && token.kind() == TokenKind::Newline && tokens.len() >= chunk;
+        tokens.push(token);
+        if cut {
+            // The builder validates comments and newlines and limits nesting as toml's own
+            // receivers (ValidateWhitespace, RecursionGuard) do, without their calls per event.
+            toml_parser::parser::parse_document(&tokens, &mut builder, &mut errors);
+            if !errors.is_empty() || !builder.errors.is_empty() {
+                return document_in_chunks(text, file, usize::MAX);
+            }
+            tokens.clear();
+        }
+    }
+    toml_parser::parser::parse_document(&tokens, &mut builder, &mut errors);
+    if errors.is_empty() && builder.errors.is_empty() {
+        return Ok(builder.take_entries(ROOT));
+    }
+    errors.append(&mut builder.errors);
+    let mut out: Vec<(Loc, String)> = errors
+        .iter()
+        .map(|e| {
+            let offset = e.unexpected().map_or(0, |s| s.start());
+            (Loc::new(file, offset), message(e))
+        })
+        .collect();
+    out.dedup();
+    Err(out)
+}
+
+/// The words toml's own error gives.
+fn message(e: &ParseError) -> String {
+    let mut m = e.description().to_string();
+    if let Some(expected) = e.expected() {
+        m.push_str(", expected ");
+        if expected.is_empty() {
+            m.push_str("nothing");
+        }
+        for (i, want) in expected.iter().enumerate() {
+            if i != 0 {
+                m.push_str(", ");
+            }
+            match want {
+                Expected::Literal("\n") => m.push_str("newline"),
+                Expected::Literal("`") => m.push_str("'`'"),
+                Expected::Literal(s) if s.chars().all(|c| c.is_ascii_control()) => {
+                    m.push_str(&format!("`{}`", s.escape_debug()))
+                }
+                Expected::Literal(s) => m.push_str(&format!("`{s}`")),
+                Expected::Description(s) => m.push_str(s),
+                _ => m.push_str("etc"),
+            }
+        }
+    }
+    m.trim().replace('\n', "; ")
+}
+
+/// Where a table-valued entry's table is while the file is read: in the builder's arena, so
+/// that a later header or dotted key can reach into it.
+#[derive(Clone)]
+enum Link {
+    Table(usize),
+    /// `[[name]]`: its tables.
+    Tables(Vec<usize>),
+}
+
+/// Past this many entries a table's keys are found through a hash index, not a scan.
+const INDEXED: usize = 16;
+
+#[derive(Default)]
+struct Table<'a> {
+    entries: Entries<'a>,
+    /// By entry: the arena table a header or dotted key may still extend. Only as long as the
+    /// last such entry (most tables have none).
+    links: Vec<Option<Link>>,
+    index: Option<HashMap<Cow<'a, str>, usize, BuildHasherDefault<Fnv>>>,
+    /// Created by a header's path or a dotted key, not (yet) by a header of its own.
+    implicit: bool,
+    /// Created or extended by a dotted key.
+    dotted: bool,
+    inline: bool,
+    /// Where its header starts, for a table of an array of tables.
+    at: Loc,
+}
+
+impl<'a> Table<'a> {
+    fn find(&self, key: &str) -> Option<usize> {
+        match &self.index {
+            Some(index) => index.get(key).copied(),
+            None => self.entries.iter().position(|(k, _)| k == key),
+        }
+    }
+
+    fn link(&self, i: usize) -> Option<&Link> {
+        self.links.get(i).and_then(Option::as_ref)
+    }
+
+    fn push(&mut self, key: Cow<'a, str>, node: Node<'a>, link: Option<Link>) {
+        let i = self.entries.len();
+        if let Some(index) = &mut self.index {
+            index.insert(key.clone(), i);
+        }
+        self.entries.push((key, node));
+        if link.is_some() {
+            self.links.resize(i, None);
+            self.links.push(link);
+        }
+        if self.index.is_none() && self.entries.len() > INDEXED {
+            let index = self.entries.iter().enumerate().map(|(i, (k, _))| (k.clone(), i));
+            self.index = Some(index.collect());
+        }
+    }
+}
+
+/// toml's name for a value's type, in its messages.
+fn type_str(kind: &Kind) -> &'static str {
+    match kind {
+        Kind::Str(_) => "string",
+        Kind::Int(..) => "integer",
+        Kind::Float => "float",
+        Kind::Bool(_) => "boolean",
+        Kind::Datetime => "datetime",
+        Kind::Array(_) => "array",
+        Kind::Table(_) => "table",
+    }
+}
+
+/// A key's parts as read: the path, then the last part.
+type Path<'a> = Vec<(Cow<'a, str>, Span)>;
+
+enum Frame<'a> {
+    Array(Node<'a>),
+    /// An inline table: its arena index, offset, and the key its next value goes under.
+    Inline(usize, Loc, Path<'a>),
+}
+
+struct Builder<'a> {
+    source: Source<'a>,
+    file: u32,
+    tables: Vec<Table<'a>>,
+    /// The table that key/value lines go into.
+    current: usize,
+    /// `[` or `[[` being read, with its offset.
+    header: Option<(bool, usize)>,
+    /// The key being read at the top level (a header's or a key/value line's); kept from line
+    /// to line.
+    keys: Path<'a>,
+    /// The line's `=` was read: its value goes under `keys`.
+    value_due: bool,
+    open: Vec<Frame<'a>>,
+    /// Arrays and inline tables open, as toml counts them for its depth limit.
+    depth: u32,
+    /// What this reading finds wrong (values, keys, tables), reported after the parser's own
+    /// errors, as toml reports them.
+    errors: Vec<ParseError>,
+}
+
+const ROOT: usize = 0;
+
+/// Bytes of a bare key: `A-Z a-z 0-9 _ -`.
+#[inline(always)]
+fn bare(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+/// Bytes a basic string holds as they are: no escape, quote or control character.
+#[inline(always)]
+fn plain_basic(b: u8) -> bool {
+    b == b'\t' || (b >= 0x20 && b != b'"' && b != b'\\' && b != 0x7f)
+}
+
+/// Bytes a literal string may hold.
+#[inline(always)]
+fn plain_literal(b: u8) -> bool {
+    b == b'\t' || (b >= 0x20 && b != b'\'' && b != 0x7f)
+}
+
+/// The text of a key or a one-line string that needs no decoding (no escapes, nothing toml
+/// would refuse), borrowed; `None` sends it through toml's decoder, which also words errors.
+fn plain(text: &str, encoding: Option<Encoding>) -> Option<&str> {
+    // Each class spelled out and folded without an early exit, so that the compiler vectorises
+    // it: this runs over every key and string.
+    let (inner, ok) = match encoding {
+        None => (
+            text,
+            !text.is_empty() && text.bytes().fold(true, |ok, b| ok & bare(b)),
+        ),
+        Some(Encoding::BasicString) => {
+            let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+            (inner, inner.bytes().fold(true, |ok, b| ok & plain_basic(b)))
+        }
+        Some(Encoding::LiteralString) => {
+            let inner = text.strip_prefix('\'')?.strip_suffix('\'')?;
+            (inner, inner.bytes().fold(true, |ok, b| ok & plain_literal(b)))
+        }
+        Some(_) => return None,
+    };
+    ok.then_some(inner)
+}
+
+impl<'a> Builder<'a> {
+    fn new(source: Source<'a>, file: u32) -> Self {
+        Builder {
+            source,
+            file,
+            tables: vec![Table::default()],
+            current: ROOT,
+            header: None,
+            keys: Vec::new(),
+            value_due: false,
+            open: Vec::new(),
+            depth: 0,
+            errors: Vec::new(),
+        }
+    }
+
+    fn loc(&self, offset: usize) -> Loc {
+        Loc::new(self.file, offset)
+    }
+
+    fn new_table(&mut self, table: Table<'a>) -> usize {
+        self.tables.push(table);
+        self.tables.len() - 1
+    }
+
+    fn text(&self, span: Span) -> &'a str {
+        self.source.input().get(span.start()..span.end()).unwrap_or("")
+    }
+
+    fn raw(&self, span: Span, encoding: Option<Encoding>) -> toml_parser::Raw<'a> {
+        toml_parser::Raw::new_unchecked(self.text(span), encoding, span)
+    }
+
+    fn duplicate(&mut self, span: Span, old: Option<Loc>) {
+        let mut e = ParseError::new("duplicate key").with_unexpected(span);
+        if let Some(old) = old {
+            let start = old.offset as usize;
+            e = e.with_context(Span::new_unchecked(start, start));
+        }
+        self.errors.push(e);
+    }
+
+    /// The table a dotted path leads to from `table`, made where missing (toml's rules: through
+    /// the last table of an array of tables, never into an inline table or a value).
+    fn descend(
+        &mut self,
+        mut table: usize,
+        path: &[(Cow<'a, str>, Span)],
+        dotted: bool,
+        in_inline: bool,
+    ) -> Option<usize> {
+        for (key, span) in path {
+            let Some(i) = self.tables[table].find(key) else {
+                let child = self.new_table(Table {
+                    implicit: true,
+                    dotted,
+                    inline: in_inline,
+                    ..Table::default()
+                });
+                let at = self.loc(span.start());
+                let node = Node {
+                    key: at,
+                    at,
+                    kind: Kind::Table(Vec::new()),
+                };
+                self.tables[table].push(key.clone(), node, Some(Link::Table(child)));
+                table = child;
+                continue;
+            };
+            table = match self.tables[table].link(i) {
+                Some(Link::Tables(items)) if !in_inline => *items.last()?,
+                Some(Link::Table(child)) => {
+                    let child = *child;
+                    let t = &mut self.tables[child];
+                    if t.inline && !in_inline {
+                        self.errors.push(
+                            ParseError::new("cannot extend value of type inline table with a dotted key")
+                                .with_unexpected(*span),
+                        );
+                        return None;
+                    }
+                    if dotted && t.implicit {
+                        t.dotted = true;
+                    }
+                    if dotted && !t.implicit {
+                        self.duplicate(*span, None);
+                        return None;
+                    }
+                    child
+                }
+                _ => {
+                    let old = &self.tables[table].entries[i].1;
+                    let message = match &old.kind {
+                        // A finished inline table, or a value.
+                        Kind::Table(_) if in_inline => {
+                            self.duplicate(*span, None);
+                            return None;
+                        }
+                        Kind::Table(_) => "cannot extend value of type inline table with a dotted key".into(),
+                        kind => format!("cannot extend value of type {} with a dotted key", type_str(kind)),
+                    };
+                    self.errors.push(ParseError::new(message).with_unexpected(*span));
+                    return None;
+                }
+            };
+        }
+        Some(table)
+    }
+
+    /// `key = value` into the current table, or into the inline table being read.
+    fn insert(&mut self, keys: &[(Cow<'a, str>, Span)], node: Node<'a>, link: Option<Link>) {
+        let inline = match self.open.last() {
+            Some(Frame::Inline(table, ..)) => Some(*table),
+            _ => None,
+        };
+        let Some(((key, span), path)) = keys.split_last() else {
+            return;
+        };
+        if path.len() as u32 >= MAX_DEPTH {
+            self.errors.push(ParseError::new("recursion limit"));
+            return;
+        }
+        let dotted = !path.is_empty();
+        let start = inline.unwrap_or(self.current);
+        let Some(table) = self.descend(start, path, dotted, inline.is_some()) else {
+            return;
+        };
+        let t = &self.tables[table];
+        let mixed = match inline {
+            Some(_) => t.dotted != dotted,
+            None => dotted && !t.implicit,
+        };
+        if mixed {
+            self.duplicate(*span, None);
+            return;
+        }
+        if let Some(i) = t.find(key) {
+            let old = t.entries[i].1.key;
+            self.duplicate(*span, Some(old));
+            return;
+        }
+        let node = Node {
+            key: self.loc(span.start()),
+            ..node
+        };
+        self.tables[table].push(key.clone(), node, link);
+    }
+
+    /// A finished value: into the array or inline table around it, or under the line's key.
+    fn value(&mut self, node: Node<'a>) {
+        match self.open.last_mut() {
+            Some(Frame::Array(array)) => {
+                if let Kind::Array(items) = &mut array.kind {
+                    items.push(node);
+                }
+            }
+            Some(Frame::Inline(_, _, keys)) => {
+                let keys = std::mem::take(keys);
+                self.insert(&keys, node, None);
+            }
+            None if self.value_due => {
+                self.value_due = false;
+                // The line's key buffer, lent and given back: one per file, not per line.
+                let keys = std::mem::take(&mut self.keys);
+                self.insert(&keys, node, None);
+                self.keys = keys;
+            }
+            None => {}
+        }
+    }
+
+    /// `[a.b]` or `[[a.b]]` read: the table key/value lines go into from here.
+    fn open_header(&mut self, is_array: bool, at: usize) {
+        let keys = std::mem::take(&mut self.keys);
+        let table = self.header_table(&keys, is_array, self.loc(at));
+        self.keys = keys;
+        // A header in error: its lines go into a table nothing reaches.
+        self.current = table.unwrap_or_else(|| self.new_table(Table::default()));
+    }
+
+    fn header_table(&mut self, keys: &[(Cow<'a, str>, Span)], is_array: bool, at: Loc) -> Option<usize> {
+        let ((key, span), path) = keys.split_last()?;
+        if path.len() as u32 >= MAX_DEPTH {
+            self.errors.push(ParseError::new("recursion limit"));
+            return None;
+        }
+        let parent = self.descend(ROOT, path, false, false)?;
+        let key_at = self.loc(span.start());
+        let Some(i) = self.tables[parent].find(key) else {
+            let table = self.new_table(Table {
+                at,
+                ..Table::default()
+            });
+            let (kind, link) = if is_array {
+                (Kind::Array(Vec::new()), Link::Tables(vec![table]))
+            } else {
+                (Kind::Table(Vec::new()), Link::Table(table))
+            };
+            let node = Node {
+                key: key_at,
+                at,
+                kind,
+            };
+            self.tables[parent].push(key.clone(), node, Some(link));
+            return Some(table);
+        };
+        let old = self.tables[parent].entries[i].1.key;
+        let (tables, table) = match self.tables[parent].link(i) {
+            Some(Link::Tables(_)) => (true, None),
+            Some(Link::Table(t)) => (false, Some(*t)),
+            None => (false, None),
+        };
+        if tables && is_array {
+            let table = self.new_table(Table {
+                at,
+                ..Table::default()
+            });
+            if let Some(Some(Link::Tables(items))) = self.tables[parent].links.get_mut(i) {
+                items.push(table);
+            }
+            return Some(table);
+        }
+        // Only a table so far implied by another header's path may be defined now.
+        match table {
+            Some(t)
+                if !is_array && {
+                    let c = &self.tables[t];
+                    c.implicit && !c.dotted && !c.inline
+                } =>
+            {
+                // Defined now: the key moves to this header, as toml places it.
+                let node = &mut self.tables[parent].entries[i].1;
+                node.key = key_at;
+                node.at = at;
+                self.tables[t].implicit = false;
+                Some(t)
+            }
+            _ => {
+                self.duplicate(*span, Some(old));
+                None
+            }
+        }
+    }
+
+    /// A line ends or a header starts: what a broken line left half read goes.
+    fn start_line(&mut self) {
+        self.header = None;
+        self.keys.clear();
+        self.value_due = false;
+        self.open.clear();
+    }
+
+    /// An arena table's entries as nodes, its tables' too, in the order of their keys in the
+    /// file.
+    fn take_entries(&mut self, table: usize) -> Entries<'a> {
+        let Some(t) = self.tables.get_mut(table) else {
+            return Vec::new();
+        };
+        let mut entries = std::mem::take(&mut t.entries);
+        let links = std::mem::take(&mut t.links);
+        for (i, link) in links.into_iter().enumerate() {
+            let kind = match link {
+                None => continue,
+                Some(Link::Table(child)) => Kind::Table(self.take_entries(child)),
+                Some(Link::Tables(children)) => Kind::Array(
+                    children
+                        .into_iter()
+                        .map(|child| {
+                            let at = self.tables[child].at;
+                            let kind = Kind::Table(self.take_entries(child));
+                            Node { key: at, at, kind }
+                        })
+                        .collect(),
+                ),
+            };
+            entries[i].1.kind = kind;
+        }
+        if !entries.is_sorted_by_key(|(_, n)| n.key.offset) {
+            entries.sort_by_key(|(_, n)| n.key.offset);
+        }
+        entries
+    }
+
+    fn open_nested(&mut self, span: Span, frame: Frame<'a>, errors: &mut dyn ErrorSink) -> bool {
+        self.open.push(frame);
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            errors.report_error(
+                ParseError::new("cannot recurse further; max recursion depth met").with_unexpected(span),
+            );
+            return false;
+        }
+        true
+    }
+}
+
+impl<'a> EventReceiver for Builder<'a> {
+    fn std_table_open(&mut self, span: Span, _: &mut dyn ErrorSink) {
+        self.start_line();
+        self.header = Some((false, span.start()));
+    }
+
+    fn array_table_open(&mut self, span: Span, _: &mut dyn ErrorSink) {
+        self.start_line();
+        self.header = Some((true, span.start()));
+    }
+
+    fn std_table_close(&mut self, _: Span, _: &mut dyn ErrorSink) {
+        if let Some((is_array, at)) = self.header.take() {
+            self.open_header(is_array, at);
+        }
+    }
+
+    fn array_table_close(&mut self, span: Span, errors: &mut dyn ErrorSink) {
+        self.std_table_close(span, errors);
+    }
+
+    fn simple_key(&mut self, span: Span, encoding: Option<Encoding>, _: &mut dyn ErrorSink) {
+        let key = match plain(self.text(span), encoding) {
+            Some(text) => Cow::Borrowed(text),
+            None => {
+                let mut key = Cow::Borrowed("");
+                self.raw(span, encoding).decode_key(&mut key, &mut self.errors);
+                key
+            }
+        };
+        match self.open.last_mut() {
+            Some(Frame::Inline(_, _, keys)) => keys.push((key, span)),
+            Some(Frame::Array(_)) => {}
+            None => self.keys.push((key, span)),
+        }
+    }
+
+    fn key_val_sep(&mut self, _: Span, _: &mut dyn ErrorSink) {
+        if self.open.is_empty() && self.header.is_none() {
+            self.value_due = true;
+        }
+    }
+
+    fn scalar(&mut self, span: Span, encoding: Option<Encoding>, _: &mut dyn ErrorSink) {
+        let kind = match plain(self.text(span), encoding) {
+            Some(text) if encoding.is_some() => Kind::Str(Cow::Borrowed(text)),
+            _ => {
+                let mut text = Cow::Borrowed("");
+                match self
+                    .raw(span, encoding)
+                    .decode_scalar(&mut text, &mut self.errors)
+                {
+                    ScalarKind::String => Kind::Str(text),
+                    ScalarKind::Boolean(b) => Kind::Bool(b),
+                    ScalarKind::Float => Kind::Float,
+                    ScalarKind::Integer(radix) => Kind::Int(text, radix.value()),
+                    ScalarKind::DateTime => {
+                        if let Err(e) = text.parse::<toml_datetime::Datetime>() {
+                            self.errors
+                                .push(ParseError::new(e.to_string()).with_unexpected(span));
+                        }
+                        Kind::Datetime
+                    }
+                }
+            }
+        };
+        let at = self.loc(span.start());
+        self.value(Node { key: at, at, kind });
+    }
+
+    fn comment(&mut self, span: Span, errors: &mut dyn ErrorSink) {
+        self.raw(span, None).decode_comment(errors);
+    }
+
+    fn newline(&mut self, span: Span, errors: &mut dyn ErrorSink) {
+        self.raw(span, None).decode_newline(errors);
+        // Arrays and (since TOML 1.1) inline tables span lines; a key or header does not.
+        if self.open.is_empty() {
+            self.start_line();
+        }
+    }
+
+    fn array_open(&mut self, span: Span, errors: &mut dyn ErrorSink) -> bool {
+        let at = self.loc(span.start());
+        let array = Node {
+            key: at,
+            at,
+            kind: Kind::Array(Vec::new()),
+        };
+        self.open_nested(span, Frame::Array(array), errors)
+    }
+
+    fn array_close(&mut self, _: Span, _: &mut dyn ErrorSink) {
+        self.depth = self.depth.saturating_sub(1);
+        if let Some(Frame::Array(array)) = self.open.pop() {
+            self.value(array);
+        }
+    }
+
+    fn inline_table_open(&mut self, span: Span, errors: &mut dyn ErrorSink) -> bool {
+        let table = self.new_table(Table {
+            inline: true,
+            ..Table::default()
+        });
+        let at = self.loc(span.start());
+        self.open_nested(span, Frame::Inline(table, at, Vec::new()), errors)
+    }
+
+    fn inline_table_close(&mut self, _: Span, _: &mut dyn ErrorSink) {
+        self.depth = self.depth.saturating_sub(1);
+        if let Some(Frame::Inline(table, at, _)) = self.open.pop() {
+            // Finished: nothing can extend an inline table, so it leaves the arena now.
+            let kind = Kind::Table(self.take_entries(table));
+            self.value(Node { key: at, at, kind });
+        }
+    }
+}
+
+/// FNV-1a: 10,000 overrides' selectors are hashed at every boot, and none is chosen by an attacker
+/// who could not simply edit the policy.
+#[derive(Default)]
+pub(crate) struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+    use toml::de::{DeTable, DeValue};
+
+    /// toml's own document builder, as this crate used to read a file: the reference.
+    fn toml_tree(text: &str) -> Result<Entries<'_>, (u32, String)> {
+        DeTable::parse(text)
+            .map(|t| toml_table(t.get_ref()))
+            .map_err(|e| {
+                let offset = e.span().map_or(0, |s| s.start) as u32;
+                (offset, e.message().trim().replace('\n', "; "))
+            })
+    }
+
+    fn toml_table<'a>(t: &DeTable<'a>) -> Entries<'a> {
+        let mut entries: Entries<'a> = t
+            .iter()
+            .map(|(k, v)| {
+                let mut node = toml_node(v.get_ref(), v.span().start);
+                node.key = Loc::new(0, k.span().start);
+                (k.get_ref().clone(), node)
+            })
+            .collect();
+        entries.sort_by_key(|(_, n)| n.key.offset);
+        entries
+    }
+
+    fn toml_node<'a>(v: &DeValue<'a>, offset: usize) -> Node<'a> {
+        let at = Loc::new(0, offset);
+        let kind = match v {
+            DeValue::String(s) => Kind::Str(s.clone()),
+            DeValue::Integer(i) => Kind::Int(Cow::Owned(i.as_str().to_string()), i.radix()),
+            DeValue::Float(_) => Kind::Float,
+            DeValue::Boolean(b) => Kind::Bool(*b),
+            DeValue::Datetime(_) => Kind::Datetime,
+            DeValue::Array(a) => {
+                Kind::Array(a.iter().map(|e| toml_node(e.get_ref(), e.span().start)).collect())
+            }
+            DeValue::Table(t) => Kind::Table(toml_table(t)),
+        };
+        Node { key: at, at, kind }
+    }
+
+    /// The same tree as toml's to the byte offset, or errors where toml has one, the first
+    /// being toml's, at the same place.
+    fn reads_as_toml(text: &str) -> Result<(), String> {
+        // Cut after every line the parser may be cut at, as a policy of thousands of lines is.
+        let cut = document_in_chunks(text, 0, 1);
+        let whole = document_in_chunks(text, 0, usize::MAX);
+        if cut != whole {
+            return Err(format!("{text:?}:\n  cut:   {cut:?}\n  whole: {whole:?}"));
+        }
+        match (document(text, 0), toml_tree(text)) {
+            (Ok(ours), Ok(theirs)) if ours == theirs => Ok(()),
+            (Err(ours), Err(theirs)) if (ours[0].0.offset, &ours[0].1) == (theirs.0, &theirs.1) => Ok(()),
+            (ours, theirs) => Err(format!("{text:?}:\n  ours:  {ours:?}\n  toml: {theirs:?}")),
+        }
+    }
+
+    #[test]
+    fn tricky_shapes_read_as_toml_reads_them() {
+        let texts = [
+            "",
+            "\n\n# only a comment",
+            "a = 1\nb = \"x\"\nc = 'y'\n",
+            "a=1#c\nb=-7\nc=0\nd=\"\"\ne=-0\n",
+            "[users]\nmemory_max = \"1G\"\n[[override]]\nuser = \"a\"\n[[override]]\nuser = \"b\"\n",
+            "[trees.x]\nservice = \"a@.service\"\n[trees.y]\nslice = \"b.slice\"\n",
+            "[a.b]\nc = 1\n[a]\nd = 2\n",
+            "[x.a.b]\nk = 1\n[x.c]\n[x.a]\nj = 2\n",
+            "[ a . \"b c\" ]  # header\n'k' = [1, [2, 3], \"x\",]\n",
+            "x = [\n  1, # one\n  2,\n]\nw = true\nv = false",
+            "[[a]]\n[[a]]\nk = 1\n[b]\n",
+            "[[a]]\n[a.b]\nk = 1\n[[a]]\n[a.b]\n",
+            "a.b = 1\na.c = 2\n",
+            "a = { b = 1, c.d = [2, { e = 3 }] }\n",
+            "t = 1979-05-27\nu = 1979-05-27T07:32:00Z\n",
+            "f = 1.5\ng = inf\n",
+            "h = 0x1F\no = 0o17\nb = 0b11\n",
+            "u = 1_000\n",
+            "p = +1\n",
+            "s = \"a\\tb\\u00e9\"\n",
+            "m = \"\"\"x\ny\"\"\"\nl = '''z'''\n",
+            "a = 1\r\nb = 2\r\n",
+            "\u{feff}a = 1\n",
+            "\"a\" = 1\n'b c' = 2\n",
+            // Errors: duplicates and redefinitions of every kind, then syntax.
+            "a = 1\na = 2\n",
+            "[a]\n[a]\n",
+            "[a.b]\n[a.b]\n",
+            "a = 1\n[a.b]\n",
+            "[[a]]\n[a]\n",
+            "[a.b]\n[[a]]\n",
+            "[a]\nb.c = 1\n[a.b]\n",
+            "a = {b = 1}\na.c = 2\n",
+            "a = {b = 1}\n[a.c]\n",
+            "a = {b = {c = 1}, b.d = 2}\n",
+            "a = [1]\n[[a]]\n",
+            "a = [1]\na.b = 2\n",
+            "[a]\nx = 1\n[b]\n[a]\n",
+            "\"a\" = 1\na = 2\n",
+            "a = [1\n",
+            "a = 1 b = 2\n",
+            "[a] b = 1\n",
+            "[ [a] ]\n",
+            "a = truex\n",
+            "a = \"x\ny\"\n",
+            "a = \"\u{1}\"\n",
+            "z = 01\n",
+            "t = 1979-13-45\n",
+            "s = \"\\q\"\n",
+            "memory_max: 1G\n",
+            "a = \n",
+            "[a\nb = 1\n",
+        ];
+        let wrong: Vec<String> = texts.iter().filter_map(|t| reads_as_toml(t).err()).collect();
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn every_corpus_and_shipped_policy_reads_as_toml_reads_it() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut wrong = Vec::new();
+        for p in [
+            "packaging/policy.toml",
+            "examples/devvm.toml",
+            "tests/vm/policy.toml",
+        ] {
+            let text = std::fs::read_to_string(root.join(p)).unwrap();
+            assert!(document(&text, 0).is_ok(), "{p}");
+            wrong.extend(reads_as_toml(&text).err());
+        }
+        let mut files = 0;
+        for entry in std::fs::read_dir(root.join("fuzz/corpus/policy")).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            if let Ok(text) = String::from_utf8(bytes) {
+                files += 1;
+                wrong.extend(reads_as_toml(&text).err());
+            }
+        }
+        assert!(files > 1000, "only {files} corpus files");
+        assert!(wrong.is_empty(), "{} differ:\n{}", wrong.len(), wrong.join("\n"));
+    }
+
+    #[test]
+    fn every_error_in_a_file_is_reported() {
+        let text = "a = 1\nb = \nc = 2\na = 3\n[d\ne = \"\\q\"\nf = 01\n";
+        let errors = document(text, 0).unwrap_err();
+        let lines: Vec<usize> = errors
+            .iter()
+            .map(|(at, _)| text[..at.offset as usize].matches('\n').count() + 1)
+            .collect();
+        for line in [2, 4, 5, 6, 7] {
+            assert!(lines.contains(&line), "no error on line {line}: {errors:?}");
+        }
+        assert!(errors.iter().any(|(_, m)| m == "duplicate key"), "{errors:?}");
+    }
+
+    #[test]
+    fn a_wide_table_is_read_in_linear_time() {
+        // Scanned for duplicates, 50,000 keys take 1.25 G string comparisons: minutes here.
+        let text: String = (0..50_000).map(|i| format!("k{i} = {i}\n")).collect();
+        let start = std::time::Instant::now();
+        let root = document(&text, 0).unwrap();
+        assert_eq!(root.len(), 50_000);
+        let dup = format!("{text}k7 = 1\n");
+        assert!(document(&dup, 0).is_err());
+        assert!(start.elapsed().as_secs() < 30, "{:?}", start.elapsed());
+    }
+}
