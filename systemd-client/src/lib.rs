@@ -15,9 +15,12 @@ mod property;
 
 pub use property::{Property, Value, properties_for, scale_from_permyriad};
 
+use nix::errno::Errno;
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, connect, socket};
 use std::fmt;
 use std::future::{Future, poll_fn};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::pin::Pin;
 use std::time::Duration;
@@ -171,19 +174,13 @@ fn connect_socket(address: &str, timeout: Duration) -> Result<UnixStream, Error>
     };
     let (path, is_abstract) = parse_unix_address(address)
         .ok_or_else(|| no_bus("only unix:path= and unix:abstract= addresses are supported".into()))?;
-    // SAFETY: plain socket(2); the fd is owned below.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        )
-    };
-    if fd < 0 {
-        return Err(no_bus(std::io::Error::last_os_error().to_string()));
-    }
-    // SAFETY: fd is a fresh socket that nothing else owns.
-    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    let socket = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| no_bus(std::io::Error::from(e).to_string()))?;
     let deadline = std::time::Instant::now() + timeout;
     loop {
         // A non-blocking connect on a Unix socket either completes or says EAGAIN (backlog full).
@@ -204,35 +201,16 @@ fn connect_socket(address: &str, timeout: Duration) -> Result<UnixStream, Error>
 }
 
 fn connect_unix(socket: &OwnedFd, path: &[u8], is_abstract: bool) -> std::io::Result<()> {
-    // SAFETY: sockaddr_un is plain data; all zeroes is a valid value.
-    let mut raw: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    raw.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    // An abstract name starts with a NUL byte; a path ends with one.
-    let name: Vec<u8> = if is_abstract {
-        std::iter::once(0).chain(path.iter().copied()).collect()
+    let addr = if is_abstract {
+        UnixAddr::new_abstract(path)
+    } else if path.contains(&0) {
+        Err(Errno::EINVAL)
     } else {
-        path.to_vec()
+        UnixAddr::new(std::ffi::OsStr::from_bytes(path))
     };
-    if name.len() >= raw.sun_path.len() || (!is_abstract && name.contains(&0)) {
-        return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
-    }
-    for (dst, src) in raw.sun_path.iter_mut().zip(&name) {
-        *dst = *src as libc::c_char;
-    }
-    let len = std::mem::size_of::<libc::sa_family_t>() + name.len() + usize::from(!is_abstract);
-    // SAFETY: raw is a valid sockaddr_un of `len` bytes; the fd is a live socket.
-    let rc = unsafe {
-        libc::connect(
-            socket.as_raw_fd(),
-            (&raw as *const libc::sockaddr_un).cast(),
-            len as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    // A name too long for sun_path is an invalid address, not a missing bus.
+    let addr = addr.map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    Ok(connect(socket.as_raw_fd(), &addr)?)
 }
 
 /// The socket of the first `unix:` transport in a D-Bus address, unescaped; `true` if abstract.
@@ -477,5 +455,38 @@ async fn wait_job(
                 result: other.to_string(),
             }),
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixListener};
+
+    #[test]
+    fn connects_to_path_and_abstract_sockets_and_refuses_bad_names() {
+        let dir = std::env::temp_dir().join(format!("contain-bus-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bus");
+        let _listener = UnixListener::bind(&path).unwrap();
+        let address = format!("unix:path={}", path.display());
+        assert!(connect_socket(&address, Duration::from_secs(1)).is_ok());
+
+        let name = format!("contain-bus-test-{}", std::process::id());
+        let _abstract =
+            UnixListener::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes()).unwrap()).unwrap();
+        assert!(connect_socket(&format!("unix:abstract={name}"), Duration::from_secs(1)).is_ok());
+
+        let gone = format!("unix:path={}", dir.join("gone").display());
+        assert!(matches!(
+            connect_socket(&gone, Duration::from_secs(1)),
+            Err(Error::NoBus { .. })
+        ));
+        let long = format!("unix:path=/{}", "x".repeat(200));
+        let err = connect_socket(&long, Duration::from_secs(1)).unwrap_err();
+        assert!(err.to_string().contains("nvalid"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
