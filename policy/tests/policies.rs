@@ -605,3 +605,16 @@ fn trees_on_shared_slices_or_colliding_dropins_are_refused() {
         assert!(one(&text).is_ok(), "{text}: {:?}", one(&text));
     }
 }
+
+#[test]
+fn every_toml_error_in_a_file_is_reported_not_only_the_first() {
+    let text = "[users]\nmemory_max = \"1G\"\nmemory_max = \"2G\"\ncpu_weight = \ntasks_max = 01\n[login\n";
+    let got = errors(text);
+    for line in [3, 4, 5, 6] {
+        let place = format!("policy.toml:{line}:");
+        assert!(
+            got.iter().any(|e| e.starts_with(&place) && e.contains("invalid TOML")),
+            "no error on line {line}: {got:#?}"
+        );
+    }
+}

@@ -4,8 +4,11 @@
 # goes to tmpfs, as /run is at boot.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-cargo build -q --release -p contain-generator
-gen=$PWD/target/release/contain-generator
+# GENERATOR=path times another build (e.g. the one before a change) under the same harness.
+if [[ -z ${GENERATOR:-} ]]; then
+    cargo build -q --release -p contain-generator
+fi
+gen=${GENERATOR:-$PWD/target/release/contain-generator}
 work=$(mktemp -d /dev/shm/contain-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
