@@ -613,7 +613,8 @@ fn every_toml_error_in_a_file_is_reported_not_only_the_first() {
     for line in [3, 4, 5, 6] {
         let place = format!("policy.toml:{line}:");
         assert!(
-            got.iter().any(|e| e.starts_with(&place) && e.contains("invalid TOML")),
+            got.iter()
+                .any(|e| e.starts_with(&place) && e.contains("invalid TOML")),
             "no error on line {line}: {got:#?}"
         );
     }
