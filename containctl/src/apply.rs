@@ -8,8 +8,9 @@ use crate::status::user_limits;
 use crate::{OK, PROBLEMS, emit};
 use contain_host::Stats;
 use contain_host::cgroupfs::children;
+use contain_host::compiled::{COMPILED_POLICY, load_and_compile};
 use contain_host::drift::{Machine, Mismatch, compare};
-use contain_host::{Loaded, Outcome};
+use contain_host::{Loaded, Outcome, paths};
 use contain_systemd::{Error as BusError, daemon_reload, properties_for, reload_unit, set_unit_properties};
 use serde::Serialize;
 use std::time::Duration;
@@ -91,6 +92,8 @@ pub fn run(host: &Host, loaded: &Loaded) -> Report {
             return report;
         }
     }
+    // The policy compiled for logins (one would compile it too): each reads its own overrides.
+    let _ = load_and_compile(&host.path(paths::POLICY), &host.path(COMPILED_POLICY));
 
     // 2. Running user slices: runtime properties win over every drop-in, pam_contain's old
     //    repairs included, so set the policy's values there too.

@@ -91,6 +91,50 @@ pub fn by_name(root: &Root, name: &str, timeout: Duration) -> Result<Account, Lo
     nss(Key::Name(name), timeout)
 }
 
+/// Looks a user up by name for a caller that reads no groups (they may come back empty). When
+/// NSS asks the local files first and /etc/passwd has the name, that line is NSS's answer: it
+/// is read here, without a child process (a file cannot hang). Otherwise as [`by_name`].
+pub fn by_name_without_groups(root: &Root, name: &str, timeout: Duration) -> Result<Account, LookupError> {
+    if root.is_live()
+        && root
+            .read("/etc/nsswitch.conf")
+            .is_some_and(|conf| files_answer_first(&conf))
+        && let Some(account) = local_passwd_entry(&root.path("/etc/passwd"), name)
+    {
+        return Ok(account);
+    }
+    by_name(root, name, timeout)
+}
+
+/// Whether nsswitch.conf's `passwd:` line starts with `files` taking its default actions.
+fn files_answer_first(conf: &str) -> bool {
+    conf.lines()
+        .map(|l| l.split('#').next().unwrap_or_default().trim())
+        .find_map(|l| l.strip_prefix("passwd:"))
+        .is_some_and(|services| {
+            let mut words = services.split_whitespace();
+            words.next() == Some("files") && !words.next().is_some_and(|w| w.starts_with('['))
+        })
+}
+
+/// The first /etc/passwd line for `name`, as glibc's files service reads it.
+fn local_passwd_entry(path: &std::path::Path, name: &str) -> Option<Account> {
+    const MAX_PASSWD: u64 = 64 << 20;
+    let file = crate::files::open_nonblocking(path, true).ok()?;
+    let bytes = crate::files::read_bounded(file, MAX_PASSWD).ok()?;
+    let prefix = format!("{name}:");
+    let line = bytes
+        .split(|b| *b == b'\n')
+        .find(|l| l.starts_with(prefix.as_bytes()))?;
+    let line = std::str::from_utf8(line).ok()?;
+    let uid = line.split(':').nth(2)?.parse().ok()?;
+    Some(Account {
+        name: name.to_string(),
+        uid,
+        groups: Vec::new(),
+    })
+}
+
 /// Looks a user up by UID.
 pub fn by_uid(root: &Root, uid: u32, timeout: Duration) -> Result<Account, LookupError> {
     if !root.is_live() {
@@ -329,6 +373,32 @@ mod tests {
         assert!(by_name(&root, "bob", T).is_err());
         assert_eq!(group_exists(&root, "hpc", T), Ok(true));
         assert_eq!(group_exists(&root, "gpu", T), Ok(false));
+    }
+
+    #[test]
+    fn the_local_passwd_answers_only_where_nss_asks_it_first() {
+        assert!(files_answer_first(
+            "# x\npasswd:         files systemd\ngroup: files\n"
+        ));
+        assert!(files_answer_first("passwd: files # comment\n"));
+        assert!(!files_answer_first("passwd: sss files\n"));
+        assert!(!files_answer_first("passwd: compat\n"));
+        assert!(!files_answer_first("passwd: files [SUCCESS=continue] sss\n"));
+        assert!(!files_answer_first("group: files\n"));
+        let dir = tempfile::tempdir().expect("tmp");
+        let passwd = dir.path().join("passwd");
+        std::fs::write(
+            &passwd,
+            "root:x:0:0::/root:/bin/sh\nalice:x:1001:1001::/home/alice:/bin/sh\nal:x:1002:1002::/:/bin/sh\n",
+        )
+        .expect("write");
+        assert_eq!(local_passwd_entry(&passwd, "al").map(|a| a.uid), Some(1002));
+        assert_eq!(local_passwd_entry(&passwd, "alice").map(|a| a.uid), Some(1001));
+        assert!(local_passwd_entry(&passwd, "ali").is_none());
+        // The live answer matches NSS's for an account in the local files.
+        let live = Root::default();
+        let fast = by_name_without_groups(&live, "root", T).expect("root");
+        assert_eq!((fast.uid, fast.name.as_str()), (0, "root"));
     }
 
     #[test]

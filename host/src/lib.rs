@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod cgroupfs;
+pub mod compiled;
 pub mod drift;
 pub mod files;
 pub mod policy_files;

@@ -33,7 +33,7 @@ pub struct Loaded {
 }
 
 /// The drop-in directory beside a policy file: `/etc/contain/policy.toml` → `/etc/contain/policy.d`.
-fn dropin_dir(main: &Path) -> PathBuf {
+pub(crate) fn dropin_dir(main: &Path) -> PathBuf {
     main.with_file_name("policy.d")
 }
 

@@ -189,6 +189,23 @@ fn main() {
         assert_eq!(rc, 0, "override open_session failed");
         per_user.push(took);
     }
+    // The same in-slice login under a policy of 10,000 per-user overrides (none for nobody).
+    let mut big = POLICY.to_string();
+    for i in 0..10_000 {
+        big.push_str(&format!(
+            "[[override]]\nuser = \"u{i}\"\nmemory_max = \"{}M\"\nmemory_high = \"1000M\"\n",
+            1024 + i
+        ));
+    }
+    std::fs::write(dir.join("etc/contain/policy.toml"), big).unwrap_or_default();
+    std::fs::write(slice.join("memory.max"), "2147483648").unwrap_or_default();
+    std::fs::write(&proc_cgroup, in_slice).unwrap_or_default();
+    let mut big_policy = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let (rc, took) = open_session(&dir);
+        assert_eq!(rc, 0, "10,000-override open_session failed");
+        big_policy.push(took);
+    }
     let rss_after = rss_kib();
     let threads = std::fs::read_dir("/proc/self/task")
         .map(|d| d.count())
@@ -197,6 +214,7 @@ fn main() {
     report("already in slice, caps right", common);
     report("needs a scope (1 D-Bus job)", scope);
     report("sets an override (1 D-Bus call)", per_user);
+    report("10,000 overrides, in slice", big_policy);
     println!(
         "RSS: host before loading {rss_before} KiB; added: {} KiB after the first open_session, \
          {} KiB after {calls} in-slice calls, {} KiB after {} scope calls, {} KiB after {calls}",

@@ -7,6 +7,8 @@ use std::time::Duration;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Args {
     pub policy: PathBuf,
+    /// The policy compiled for logins (checked against the policy files before use).
+    pub compiled: PathBuf,
     pub debug: bool,
     /// The budget for all of systemd's answers in one open_session.
     pub timeout: Duration,
@@ -33,6 +35,7 @@ impl Args {
     fn under(root: &Root) -> Args {
         Args {
             policy: root.path(paths::POLICY),
+            compiled: root.path(contain_host::compiled::COMPILED_POLICY),
             debug: false,
             timeout: DEFAULT_TIMEOUT,
             cgroup_root: root.path(paths::CGROUP),
@@ -114,6 +117,7 @@ mod tests {
         assert_eq!(a.policy, PathBuf::from("/tmp/fx/etc/contain/policy.toml"));
         assert_eq!(a.cgroup_root, PathBuf::from("/tmp/fx/sys/fs/cgroup"));
         assert_eq!(a.notices, PathBuf::from("/tmp/fx/var/lib/contain/notices"));
+        assert_eq!(a.compiled, PathBuf::from("/tmp/fx/run/contain/policy.compiled"));
         assert_eq!(a.proc_cgroup, PathBuf::from("/tmp/odd"));
         assert_eq!(a.timeout, Duration::from_millis(300));
     }

@@ -19,7 +19,7 @@ pub struct User {
 }
 
 impl User {
-    fn group_refs(&self) -> Vec<&str> {
+    pub fn group_refs(&self) -> Vec<&str> {
         self.groups.iter().map(String::as_str).collect()
     }
 }

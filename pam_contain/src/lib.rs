@@ -8,6 +8,7 @@
 
 pub mod args;
 pub mod decide;
+pub mod live;
 pub mod session;
 pub mod system;
 

@@ -1,14 +1,15 @@
 //! open_session: load, decide, act, verify, and apply the failure policy. The PAM handle is
-//! reached only through [`Host`], so this reads as the steps it takes.
+//! reached only through [`Host`], systemd through [`Bus`], NSS through [`Accounts`] and the
+//! machine (policy, cgroupfs, notices) through [`System`]: this reads as the steps it takes,
+//! and every path runs in-process against scripted fakes (the tests below).
 
 use crate::args::Args;
 use crate::decide::{Action, RepairKind, Situation, User, Verdict, decide, on_failure, scope_name};
-use crate::system;
-use contain_host::accounts;
-use contain_host::cgroupfs::read_cgroup;
-use contain_host::{Machine, Outcome, Root, Stats, load};
+use crate::live::{LiveAccounts, LiveBus, LiveSystem};
+use contain_host::{Loaded, Machine, Outcome, Stats};
 use contain_policy::unit::user_slice;
 use contain_policy::{FailureAction, Policy, UserRef};
+use contain_systemd::Property;
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,47 @@ pub trait Host {
     fn log(&self, level: Level, message: &str);
     /// Shows a line to the user (PAM_TEXT_INFO); false when it could not be delivered.
     fn tell(&self, text: &str) -> bool;
+}
+
+/// systemd's manager, as open_session calls it.
+pub trait Bus {
+    /// Starts a transient scope holding `pid` in `slice`, waiting for its job.
+    fn start_scope(&self, scope: &str, slice: &str, pid: u32, timeout: Duration) -> Result<(), String>;
+    /// Sets properties on a slice at runtime.
+    fn set_properties(&self, slice: &str, props: &[Property], timeout: Duration) -> Result<(), String>;
+}
+
+/// NSS, bounded in time.
+pub trait Accounts {
+    /// PAM_USER → the account by its canonical name; its groups only when `with_groups`.
+    fn by_name(&self, name: &str, with_groups: bool, timeout: Duration) -> Result<User, String>;
+}
+
+/// What open_session reads from the machine: the policy, cgroupfs, this process, the notices.
+pub trait System {
+    /// Opens the policy for this login; false when the account's groups cannot matter to it.
+    fn open_policy(&self, host: &dyn Host) -> bool;
+    /// The policy as it applies to `user`; without one, everything but the overrides.
+    fn policy_for(&self, host: &dyn Host, user: Option<&User>) -> Loaded;
+    /// This process's cgroup v2 path.
+    fn cgroup(&self) -> Option<String>;
+    /// A user's slice as cgroupfs shows it.
+    fn slice(&self, uid: u32) -> Stats;
+    fn machine(&self) -> Machine;
+    fn pid(&self) -> u32;
+    /// The time since boot in nanoseconds, for scope names no earlier process can have used.
+    fn boot_ns(&self) -> u128;
+    fn notices(&self, uid: u32) -> Option<Vec<String>>;
+    fn notices_age(&self, uid: u32) -> Option<Duration>;
+    fn remove_notices(&self, uid: u32) -> std::io::Result<()>;
+}
+
+/// Everything one open_session talks to.
+pub struct World<'a, S, B, A> {
+    pub host: &'a dyn Host,
+    pub system: &'a S,
+    pub bus: &'a B,
+    pub accounts: &'a A,
 }
 
 /// The module's answer to PAM.
@@ -50,9 +92,9 @@ pub enum Notices {
 /// How long a notice shown to sshd without a terminal is shown again.
 const KEEP_NOTICES: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
-/// One open_session. `user_name` is PAM_USER, or why there is none usable. `never_deny` is set
-/// as soon as the session is known to be root's or a never-deny account's: should anything after
-/// that panic, the caller lets the session in.
+/// One open_session on the live machine. `user_name` is PAM_USER, or why there is none usable.
+/// `never_deny` is set as soon as the session is known to be root's or a never-deny account's:
+/// should anything after that panic, the caller lets the session in.
 pub fn open_session(
     host: &dyn Host,
     args: &Args,
@@ -60,19 +102,42 @@ pub fn open_session(
     notices: Notices,
     never_deny: &Cell<bool>,
 ) -> Answer {
+    let world = World {
+        host,
+        system: &LiveSystem::new(args),
+        bus: &LiveBus,
+        accounts: &LiveAccounts,
+    };
+    open_session_in(&world, args, user_name, notices, never_deny)
+}
+
+/// [`open_session`] against any [`World`].
+pub fn open_session_in<S: System, B: Bus, A: Accounts>(
+    world: &World<'_, S, B, A>,
+    args: &Args,
+    user_name: Result<&str, String>,
+    notices: Notices,
+    never_deny: &Cell<bool>,
+) -> Answer {
+    let host = world.host;
     // One budget for everything that may wait: the account lookup and systemd's answers.
     let deadline = Instant::now() + args.timeout;
     if user_name.as_deref() == Ok("root") {
         never_deny.set(true);
     }
-    // Who first, through NSS (a directory may be slow or down: bounded by the deadline), then
-    // the policy: root is known to be root before a policy is parsed.
+    // The policy opened (its compiled form, when current) says whether groups matter; who
+    // next, through NSS (a directory may be slow or down: bounded by the deadline), then the
+    // policy for that user: root is known to be root before a policy is parsed.
+    let reads_groups = world.system.open_policy(host);
     let typed = user_name.as_deref().ok().map(str::to_owned);
-    let user = user_name.and_then(|name| lookup(name, deadline));
+    let user = user_name.and_then(|name| {
+        let left = deadline.saturating_duration_since(Instant::now());
+        world.accounts.by_name(name, reads_groups, left)
+    });
     if matches!(user, Ok(User { uid: 0, .. })) {
         never_deny.set(true);
     }
-    let loaded = load(&args.policy);
+    let loaded = world.system.policy_for(host, user.as_ref().ok());
     match loaded.outcome {
         Outcome::Applied => {}
         Outcome::Default => host.log(
@@ -104,31 +169,13 @@ pub fn open_session(
     if args.panic_for_test {
         panic!("panic_for_test: a bug must fail this login, never root's");
     }
-    match place(host, args, policy, &user, deadline) {
+    match place(world, policy, &user, deadline) {
         Ok(()) => {
-            show_notices(host, args, user.uid, notices);
+            show_notices(world, user.uid, notices);
             Answer::Success
         }
-        Err(why) => failed(host, policy, &user, &why, notices, args),
+        Err(why) => failed(world, policy, &user, &why, notices),
     }
-}
-
-/// PAM_USER → the account, by its canonical name, with its groups.
-fn lookup(name: &str, deadline: Instant) -> Result<User, String> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    let account = accounts::by_name(&Root::default(), name, left).map_err(|e| e.to_string())?;
-    Ok(User {
-        uid: account.uid,
-        name: account.name,
-        groups: account.groups,
-    })
-}
-
-/// The time since boot, for scope names that no earlier process can have used.
-fn boot_ns() -> u128 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
-        .map(|t| t.tv_sec() as u128 * 1_000_000_000 + t.tv_nsec() as u128)
-        .unwrap_or_default()
 }
 
 /// No account to place the session for. Root and never-deny users named in the policy still
@@ -164,7 +211,14 @@ fn unresolved(host: &dyn Host, policy: &Policy, typed: Option<&str>, why: &str) 
     }
 }
 
-fn failed(host: &dyn Host, policy: &Policy, user: &User, why: &str, notices: Notices, args: &Args) -> Answer {
+fn failed<S: System, B: Bus, A: Accounts>(
+    world: &World<'_, S, B, A>,
+    policy: &Policy,
+    user: &User,
+    why: &str,
+    notices: Notices,
+) -> Answer {
+    let host = world.host;
     let slice = user_slice(user.uid);
     let head = format!("uid {}: cannot place the session in {slice}: {why}", user.uid);
     let check = "check `systemctl status dbus` and `busctl status org.freedesktop.systemd1`";
@@ -186,7 +240,7 @@ fn failed(host: &dyn Host, policy: &Policy, user: &User, why: &str, notices: Not
                 Level::Warning,
                 &format!("{head}; session allowed UNCAPPED ({why_allowed}); {check}"),
             );
-            show_notices(host, args, user.uid, notices);
+            show_notices(world, user.uid, notices);
             Answer::Success
         }
     }
@@ -202,18 +256,17 @@ fn remaining(deadline: Instant) -> Result<Duration, String> {
 }
 
 /// Decides and acts; after a move, checks where the process landed and the slice's caps.
-fn place(
-    host: &dyn Host,
-    args: &Args,
+fn place<S: System, B: Bus, A: Accounts>(
+    world: &World<'_, S, B, A>,
     policy: &Policy,
     user: &User,
     deadline: Instant,
 ) -> Result<(), String> {
-    let machine = Machine::of(&Root::default());
-    let pid = std::process::id();
-    let scope = scope_name(user.uid, pid, boot_ns());
+    let (host, system) = (world.host, world.system);
+    let machine = system.machine();
+    let pid = system.pid();
+    let scope = scope_name(user.uid, pid, system.boot_ns());
     let slice_path = format!("/user.slice/{}", user_slice(user.uid));
-    let slice_dir = args.cgroup_root.join(slice_path.trim_start_matches('/'));
     let situation = |cgroup: &Option<String>, slice: &Stats| -> Action {
         decide(&Situation {
             policy,
@@ -224,8 +277,8 @@ fn place(
             scope: &scope,
         })
     };
-    let cgroup = read_cgroup(&args.proc_cgroup);
-    let action = situation(&cgroup, &Stats::read(&slice_dir));
+    let cgroup = system.cgroup();
+    let action = situation(&cgroup, &system.slice(user.uid));
     let uid = user.uid;
     match action {
         Action::Nothing(why) => {
@@ -242,16 +295,14 @@ fn place(
             );
             Ok(())
         }
-        Action::Repair { .. } => repair(host, uid, action, deadline),
+        Action::Repair { .. } => repair(world, uid, action, deadline),
         Action::MoveToScope { slice, scope, from } => {
-            contain_systemd::start_transient_scope(&scope, &slice, &[pid], &[], remaining(deadline)?)
-                .map_err(|e| e.to_string())?;
+            world.bus.start_scope(&scope, &slice, pid, remaining(deadline)?)?;
             let expected = format!("{slice_path}/{scope}");
-            let now = read_cgroup(&args.proc_cgroup);
+            let now = system.cgroup();
             if now.as_deref() != Some(expected.as_str()) {
                 return Err(format!(
-                    "systemd started {scope}, but {} shows this process in {}, not {expected}",
-                    args.proc_cgroup.display(),
+                    "systemd started {scope}, but /proc/self/cgroup shows this process in {}, not {expected}",
                     now.as_deref().unwrap_or("(no cgroup v2 line)")
                 ));
             }
@@ -260,15 +311,20 @@ fn place(
                 &format!("uid {uid}: moved pid {pid} from {from} to {slice}/{scope}"),
             );
             // The slice may be new (the user's first session): check its caps too.
-            match situation(&now, &Stats::read(&slice_dir)) {
-                repair_action @ Action::Repair { .. } => repair(host, uid, repair_action, deadline),
+            match situation(&now, &system.slice(uid)) {
+                repair_action @ Action::Repair { .. } => repair(world, uid, repair_action, deadline),
                 _ => Ok(()),
             }
         }
     }
 }
 
-fn repair(host: &dyn Host, uid: u32, action: Action, deadline: Instant) -> Result<(), String> {
+fn repair<S: System, B: Bus, A: Accounts>(
+    world: &World<'_, S, B, A>,
+    uid: u32,
+    action: Action,
+    deadline: Instant,
+) -> Result<(), String> {
     let Action::Repair {
         slice,
         why,
@@ -278,8 +334,7 @@ fn repair(host: &dyn Host, uid: u32, action: Action, deadline: Instant) -> Resul
     else {
         return Ok(());
     };
-    contain_systemd::set_unit_properties(&slice, true, &props, remaining(deadline)?)
-        .map_err(|e| e.to_string())?;
+    world.bus.set_properties(&slice, &props, remaining(deadline)?)?;
     let set: Vec<String> = props.iter().map(|p| p.to_string()).collect();
     // Overrides and lifts are applied at login by design: not worth a notice.
     let (level, what) = match why {
@@ -287,7 +342,7 @@ fn repair(host: &dyn Host, uid: u32, action: Action, deadline: Instant) -> Resul
         RepairKind::Lift => (Level::Info, "belongs to an exempt account: caps lifted"),
         RepairKind::Drift => (Level::Notice, "differed from the policy"),
     };
-    host.log(
+    world.host.log(
         level,
         &format!(
             "uid {uid}: {slice} {what} ({}); set at runtime: {}",
@@ -300,18 +355,18 @@ fn repair(host: &dyn Host, uid: u32, action: Action, deadline: Instant) -> Resul
 
 /// Shows the watchdog's notices, then removes them — only once they were delivered, and, where
 /// sshd may drop them unseen, only once they are a day old.
-fn show_notices(host: &dyn Host, args: &Args, uid: u32, notices: Notices) {
+fn show_notices<S: System, B: Bus, A: Accounts>(world: &World<'_, S, B, A>, uid: u32, notices: Notices) {
+    let (host, system) = (world.host, world.system);
     if notices == Notices::Hide {
         return;
     }
-    let Some(lines) = system::read_notices(&args.notices, uid) else {
+    let Some(lines) = system.notices(uid) else {
         return;
     };
     if !lines.iter().all(|l| host.tell(l)) {
         return;
     }
-    let expired = notices == Notices::Show
-        || system::notices_age(&args.notices, uid).is_none_or(|age| age >= KEEP_NOTICES);
+    let expired = notices == Notices::Show || system.notices_age(uid).is_none_or(|age| age >= KEEP_NOTICES);
     if !expired {
         host.log(
             Level::Debug,
@@ -322,7 +377,7 @@ fn show_notices(host: &dyn Host, args: &Args, uid: u32, notices: Notices) {
         );
         return;
     }
-    match system::remove_notices(&args.notices, uid) {
+    match system.remove_notices(uid) {
         Err(e) => host.log(
             Level::Warning,
             &format!("uid {uid}: notices shown but not removed: {e}"),
@@ -384,6 +439,393 @@ mod tests {
         let log = host.0.borrow();
         assert!(log[0].1.contains("allowed UNCAPPED"), "{log:?}");
         assert_eq!(log[2].0, Level::Err);
+    }
+
+    /// Scripted fakes of everything open_session talks to.
+    mod fakes {
+        use super::super::*;
+        use contain_host::Cap;
+        use std::cell::RefCell;
+        use std::collections::VecDeque;
+
+        pub const GIB: u64 = 1 << 30;
+        pub const M: Machine = Machine {
+            ram: 32 * GIB,
+            page_size: 4096,
+            tasks: 4_194_303,
+        };
+
+        pub const POLICY: &str = "[users]\nmemory_high = \"1G\"\nmemory_max = \"2G\"\nmemory_swap_max = 0\n\
+            tasks_max = 512\ncpu_weight = 100\nexempt_uid_below = 1000\n\
+            [[override]]\nuser = \"carol\"\nmemory_max = \"3G\"\n\
+            [login]\non_failure = \"deny\"\nnever_deny_users = [\"admin\"]\nnever_deny_groups = [\"sudo\"]\n";
+
+        pub fn applied(text: &str) -> Loaded {
+            let policy =
+                contain_policy::parse(&[contain_policy::Source { path: "p.toml", text }]).expect("policy");
+            Loaded {
+                policy,
+                outcome: Outcome::Applied,
+                errors: Vec::new(),
+            }
+        }
+
+        /// The slice as systemd sets it for [`POLICY`].
+        pub fn right() -> Stats {
+            Stats {
+                memory_high: Some(Cap::Value(GIB)),
+                memory_max: Some(Cap::Value(2 * GIB)),
+                swap_max: Some(Cap::Value(0)),
+                pids_max: Some(Cap::Value(512)),
+                cpu_weight: Some(100),
+                ..Stats::default()
+            }
+        }
+
+        pub struct FakeSystem {
+            pub loaded: Loaded,
+            pub reads_groups: bool,
+            /// Each read takes the next; the last one stays.
+            pub cgroups: RefCell<VecDeque<Option<String>>>,
+            pub slice: Stats,
+            pub notices: RefCell<Option<Vec<String>>>,
+            pub opened: Cell<bool>,
+        }
+
+        impl FakeSystem {
+            pub fn new(cgroup: &str, slice: Stats) -> FakeSystem {
+                FakeSystem {
+                    loaded: applied(POLICY),
+                    reads_groups: true,
+                    cgroups: RefCell::new(VecDeque::from([Some(cgroup.to_string())])),
+                    slice,
+                    notices: RefCell::new(None),
+                    opened: Cell::new(false),
+                }
+            }
+        }
+
+        impl System for FakeSystem {
+            fn open_policy(&self, _: &dyn Host) -> bool {
+                self.opened.set(true);
+                self.reads_groups
+            }
+            fn policy_for(&self, _: &dyn Host, _: Option<&User>) -> Loaded {
+                assert!(self.opened.get(), "the policy is opened before it is read");
+                self.loaded.clone()
+            }
+            fn cgroup(&self) -> Option<String> {
+                let mut queue = self.cgroups.borrow_mut();
+                if queue.len() > 1 {
+                    queue.pop_front().flatten()
+                } else {
+                    queue.front().cloned().flatten()
+                }
+            }
+            fn slice(&self, _: u32) -> Stats {
+                self.slice.clone()
+            }
+            fn machine(&self) -> Machine {
+                M
+            }
+            fn pid(&self) -> u32 {
+                4242
+            }
+            fn boot_ns(&self) -> u128 {
+                7
+            }
+            fn notices(&self, _: u32) -> Option<Vec<String>> {
+                self.notices.borrow().clone()
+            }
+            fn notices_age(&self, _: u32) -> Option<Duration> {
+                Some(Duration::ZERO)
+            }
+            fn remove_notices(&self, _: u32) -> std::io::Result<()> {
+                *self.notices.borrow_mut() = None;
+                Ok(())
+            }
+        }
+
+        /// systemd: answers in order (`Ok` once the script runs out); every call recorded.
+        #[derive(Default)]
+        pub struct FakeBus {
+            pub answers: RefCell<VecDeque<Result<(), String>>>,
+            pub calls: RefCell<Vec<String>>,
+        }
+
+        impl FakeBus {
+            pub fn down() -> FakeBus {
+                let bus = FakeBus::default();
+                bus.answers
+                    .borrow_mut()
+                    .extend((0..4).map(|_| Err("connecting to the system bus: no such file".into())));
+                bus
+            }
+            fn answer(&self, call: String) -> Result<(), String> {
+                self.calls.borrow_mut().push(call);
+                self.answers.borrow_mut().pop_front().unwrap_or(Ok(()))
+            }
+        }
+
+        impl Bus for FakeBus {
+            fn start_scope(&self, scope: &str, slice: &str, pid: u32, _: Duration) -> Result<(), String> {
+                self.answer(format!("start {scope} in {slice} with {pid}"))
+            }
+            fn set_properties(&self, slice: &str, props: &[Property], _: Duration) -> Result<(), String> {
+                let props: Vec<String> = props.iter().map(|p| p.to_string()).collect();
+                self.answer(format!("set {slice} {}", props.join(" ")))
+            }
+        }
+
+        /// NSS: alice 1001, bob 1002 (sudo), carol 5001, admin 1500, svc 500, root 0; any
+        /// other name is unknown. `hung` makes every lookup time out.
+        #[derive(Default)]
+        pub struct FakeAccounts {
+            pub hung: bool,
+            pub asked: RefCell<Vec<(String, bool)>>,
+        }
+
+        impl Accounts for FakeAccounts {
+            fn by_name(&self, name: &str, with_groups: bool, timeout: Duration) -> Result<User, String> {
+                self.asked.borrow_mut().push((name.to_string(), with_groups));
+                if self.hung {
+                    return Err(format!(
+                        "looking up {name:?} took longer than {} ms",
+                        timeout.as_millis()
+                    ));
+                }
+                let (uid, groups): (u32, &[&str]) = match name {
+                    "root" => (0, &["root"]),
+                    "svc" => (500, &["svc"]),
+                    "alice" => (1001, &["alice"]),
+                    "bob" => (1002, &["bob", "sudo"]),
+                    "admin" => (1500, &["admin"]),
+                    "carol" => (5001, &["carol"]),
+                    _ => return Err(format!("no such user {name:?}")),
+                };
+                Ok(User {
+                    uid,
+                    name: name.to_string(),
+                    groups: if with_groups {
+                        groups.iter().map(|g| g.to_string()).collect()
+                    } else {
+                        Vec::new()
+                    },
+                })
+            }
+        }
+    }
+
+    use fakes::*;
+
+    /// One open_session against the fakes: the answer, whether a panic would be forgiven, the log.
+    fn login(
+        system: &FakeSystem,
+        bus: &FakeBus,
+        accounts: &FakeAccounts,
+        user: &str,
+        notices: Notices,
+    ) -> (Answer, bool, Vec<(Level, String)>) {
+        let host = Recorder::default();
+        let world = World {
+            host: &host,
+            system,
+            bus,
+            accounts,
+        };
+        let never_deny = Cell::new(false);
+        let answer = open_session_in(&world, &Args::default(), Ok(user), notices, &never_deny);
+        (answer, never_deny.get(), host.0.into_inner())
+    }
+
+    fn logged(log: &[(Level, String)], needle: &str) -> bool {
+        log.iter().any(|(_, m)| m.contains(needle))
+    }
+
+    const ALICE_SESSION: &str = "/user.slice/user-1001.slice/session-4.scope";
+    const CRON: &str = "/system.slice/cron.service";
+
+    #[test]
+    fn in_the_slice_with_the_right_caps_asks_systemd_nothing_and_shows_notices() {
+        let system = FakeSystem::new(ALICE_SESSION, right());
+        *system.notices.borrow_mut() = Some(vec!["contain: killed x".into()]);
+        let bus = FakeBus::default();
+        let (answer, never_deny, log) =
+            login(&system, &bus, &FakeAccounts::default(), "alice", Notices::Show);
+        assert_eq!((answer, never_deny), (Answer::Success, false));
+        assert!(bus.calls.borrow().is_empty(), "{:?}", bus.calls);
+        assert!(
+            logged(&log, "uid 1001: in user-1001.slice with the policy's caps"),
+            "{log:?}"
+        );
+        // Recorder::tell delivers nothing: the notices stay for the next login.
+        assert!(system.notices.borrow().is_some());
+    }
+
+    #[test]
+    fn in_the_slice_with_drifted_caps_sets_only_those() {
+        let slice = Stats {
+            memory_max: Some(contain_host::Cap::Max),
+            ..right()
+        };
+        let system = FakeSystem::new(ALICE_SESSION, slice);
+        let bus = FakeBus::default();
+        let (answer, _, log) = login(&system, &bus, &FakeAccounts::default(), "alice", Notices::Hide);
+        assert_eq!(answer, Answer::Success);
+        assert_eq!(*bus.calls.borrow(), ["set user-1001.slice MemoryMax=2147483648"]);
+        assert!(logged(&log, "differed from the policy"), "{log:?}");
+    }
+
+    #[test]
+    fn an_override_is_set_at_login() {
+        let system = FakeSystem::new("/user.slice/user-5001.slice/session-2.scope", right());
+        let bus = FakeBus::default();
+        let (answer, _, log) = login(&system, &bus, &FakeAccounts::default(), "carol", Notices::Hide);
+        assert_eq!(answer, Answer::Success);
+        assert_eq!(
+            *bus.calls.borrow(),
+            [format!("set user-5001.slice MemoryMax={}", 3 * GIB)]
+        );
+        assert!(
+            logged(&log, "gets the user's own caps from the policy"),
+            "{log:?}"
+        );
+    }
+
+    #[test]
+    fn outside_the_slice_the_session_moves_to_a_new_scope_and_is_checked_there() {
+        let scope = "contain-1001-4242-7.scope";
+        let system = FakeSystem::new(CRON, right());
+        system
+            .cgroups
+            .borrow_mut()
+            .push_back(Some(format!("/user.slice/user-1001.slice/{scope}")));
+        let bus = FakeBus::default();
+        let (answer, _, log) = login(&system, &bus, &FakeAccounts::default(), "alice", Notices::Hide);
+        assert_eq!(answer, Answer::Success, "{log:?}");
+        assert_eq!(
+            *bus.calls.borrow(),
+            [format!("start {scope} in user-1001.slice with 4242")]
+        );
+        assert!(
+            logged(
+                &log,
+                &format!("moved pid 4242 from {CRON} to user-1001.slice/{scope}")
+            ),
+            "{log:?}"
+        );
+    }
+
+    #[test]
+    fn a_scope_that_does_not_hold_the_process_fails_the_login() {
+        let system = FakeSystem::new(CRON, right());
+        let (answer, _, log) = login(
+            &system,
+            &FakeBus::default(),
+            &FakeAccounts::default(),
+            "alice",
+            Notices::Hide,
+        );
+        assert_eq!(answer, Answer::Denied);
+        assert!(logged(&log, &format!("shows this process in {CRON}")), "{log:?}");
+    }
+
+    #[test]
+    fn a_dead_bus_denies_users_but_never_root_or_never_deny_accounts() {
+        for (user, cgroup, expected, forgiven) in [
+            ("alice", CRON, Answer::Denied, false),
+            ("bob", CRON, Answer::Success, true),
+            ("admin", CRON, Answer::Success, true),
+            ("root", ALICE_SESSION, Answer::Success, true),
+        ] {
+            let system = FakeSystem::new(cgroup, right());
+            let bus = FakeBus::down();
+            let (answer, never_deny, log) =
+                login(&system, &bus, &FakeAccounts::default(), user, Notices::Hide);
+            assert_eq!((answer, never_deny), (expected, forgiven), "{user}: {log:?}");
+            assert_eq!(bus.calls.borrow().len(), 1, "{user}: one attempt");
+            let said = if forgiven {
+                "allowed UNCAPPED"
+            } else {
+                "session DENIED"
+            };
+            assert!(logged(&log, said), "{user}: {log:?}");
+        }
+    }
+
+    #[test]
+    fn an_exempt_account_in_its_own_capped_slice_gets_the_caps_lifted() {
+        let system = FakeSystem::new("/user.slice/user-500.slice/session-9.scope", right());
+        let bus = FakeBus::default();
+        let (answer, never_deny, log) = login(&system, &bus, &FakeAccounts::default(), "svc", Notices::Hide);
+        assert_eq!((answer, never_deny), (Answer::Success, false));
+        let calls = bus.calls.borrow();
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        assert!(
+            calls[0].starts_with("set user-500.slice MemoryHigh=infinity MemoryMax=infinity"),
+            "{calls:?}"
+        );
+        assert!(
+            logged(&log, "belongs to an exempt account: caps lifted"),
+            "{log:?}"
+        );
+    }
+
+    #[test]
+    fn a_hung_directory_denies_by_policy_but_lets_never_deny_names_in() {
+        let accounts = FakeAccounts {
+            hung: true,
+            ..FakeAccounts::default()
+        };
+        for (user, expected) in [
+            ("alice", Answer::Denied),
+            ("admin", Answer::Success),
+            ("root", Answer::Success),
+        ] {
+            let system = FakeSystem::new(CRON, right());
+            let bus = FakeBus::default();
+            let (answer, _, log) = login(&system, &bus, &accounts, user, Notices::Hide);
+            assert_eq!(answer, expected, "{user}: {log:?}");
+            assert!(logged(&log, "took longer than"), "{user}: {log:?}");
+            assert!(bus.calls.borrow().is_empty(), "{user}: nobody to place");
+        }
+    }
+
+    #[test]
+    fn a_broken_policy_is_reported_and_the_built_in_default_enforced() {
+        let mut system = FakeSystem::new(ALICE_SESSION, right());
+        system.loaded = Loaded {
+            policy: contain_policy::builtin_default(),
+            outcome: Outcome::Fallback,
+            errors: vec!["/etc/contain/policy.toml:3:1: unknown key `memory_maxx`".into()],
+        };
+        let bus = FakeBus::default();
+        let (answer, _, log) = login(&system, &bus, &FakeAccounts::default(), "alice", Notices::Hide);
+        assert_eq!(answer, Answer::Success, "{log:?}");
+        assert!(
+            logged(
+                &log,
+                "is invalid, enforcing the built-in default policy instead (/etc/contain/policy.toml:3:1"
+            ),
+            "{log:?}"
+        );
+        assert_eq!(
+            bus.calls.borrow().len(),
+            1,
+            "the default's caps are set: {:?}",
+            bus.calls
+        );
+    }
+
+    #[test]
+    fn groups_are_looked_up_only_when_the_policy_reads_them() {
+        for reads_groups in [true, false] {
+            let mut system = FakeSystem::new(ALICE_SESSION, right());
+            system.reads_groups = reads_groups;
+            let accounts = FakeAccounts::default();
+            login(&system, &FakeBus::default(), &accounts, "alice", Notices::Hide);
+            assert_eq!(*accounts.asked.borrow(), [("alice".to_string(), reads_groups)]);
+        }
     }
 
     #[test]

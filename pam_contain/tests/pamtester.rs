@@ -81,6 +81,46 @@ fn a_per_user_override_is_enforced_at_login() {
 }
 
 #[test]
+fn a_policy_edited_between_logins_applies_at_the_next_one() {
+    let _serial = serial();
+    let sb = Sandbox::new("edit");
+    sb.set_cgroup("/user.slice/user-5001.slice/session-2.scope");
+    sb.set_slice(5001, &RIGHT);
+    let compiled = sb.dir.join("run/contain/policy.compiled");
+    let carol_gets = |gib: u64, compiled_used: bool| {
+        let run = sb.pamtester("carol", &[], "");
+        run.assert_ok();
+        assert_eq!(
+            run.logged("compiled policy not used"),
+            !compiled_used,
+            "{:?}",
+            run.log()
+        );
+        let calls = sb.fake().calls();
+        let last = calls.last().expect("a call");
+        assert_eq!(last.properties, [format!("MemoryMax={}", gib * GIB)], "{calls:?}");
+    };
+    // A policy written this very second is not compiled yet (a second edit could share its
+    // timestamps); an admin's edit is older than that by the next login.
+    carol_gets(3, false);
+    assert!(!compiled.exists());
+    std::thread::sleep(Duration::from_millis(1100));
+    // The first login then parses the policy and compiles it; the next reads the compiled form.
+    carol_gets(3, false);
+    assert!(compiled.exists());
+    carol_gets(3, true);
+    // An edit of the same size, in place: the next login applies it.
+    sb.set_policy(&POLICY.replace("\"3G\"", "\"4G\""));
+    carol_gets(4, false);
+    std::thread::sleep(Duration::from_millis(1100));
+    carol_gets(4, false);
+    carol_gets(4, true);
+    // A compiled file that is not one (corrupt, another policy's) is passed over, not obeyed.
+    fs::write(&compiled, "contain-compiled-policy 1\nidentity x\n").expect("corrupt");
+    carol_gets(4, false);
+}
+
+#[test]
 fn outside_the_slice_the_process_moves_into_a_scope_there() {
     let _serial = serial();
     let sb = Sandbox::new("scope");

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod aggregate;
+pub mod compiled;
 mod model;
 mod parse;
 mod render;

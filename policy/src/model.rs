@@ -1,11 +1,11 @@
 //! The validated policy: plain data, every value already checked.
 
 use crate::value::{CpuQuota, CpuSet, IoBandwidth, Permyriad, Size, Span, Tasks};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Where a setting came from, for messages and `containctl explain`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Origin {
     pub file: String,
     pub line: u32,
@@ -19,7 +19,7 @@ impl fmt::Display for Origin {
 }
 
 /// The cgroup settings contain manages on one unit; `None` leaves systemd's value alone.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
     pub memory_high: Option<Size>,
     pub memory_max: Option<Size>,
@@ -81,7 +81,7 @@ impl Limits {
 }
 
 /// oomd's pressure policing of one tree.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Policing {
     pub enabled: bool,
     /// `None` means oomd.conf's DefaultMemoryPressureLimit.
@@ -89,7 +89,7 @@ pub struct Policing {
 }
 
 /// A user named by login name or by UID.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum UserRef {
     Name(String),
@@ -114,7 +114,7 @@ impl fmt::Display for UserRef {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Selector {
     User(String),
@@ -132,14 +132,14 @@ impl fmt::Display for Selector {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Override {
     pub selector: Selector,
     pub limits: Limits,
     pub origin: Origin,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Users {
     pub limits: Limits,
     /// `caps = false`: the admin chose to leave users uncapped (overrides still apply).
@@ -151,7 +151,7 @@ pub struct Users {
 }
 
 /// Another tree of work capped like a user: a template service's instances, or a slice.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tree {
     pub name: String,
     /// `foo@.service` (caps per instance) or `None` when the tree is a slice as a whole.
@@ -164,14 +164,14 @@ pub struct Tree {
     pub expected_instances: u32,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Docker {
     pub enabled: bool,
     pub limits: Limits,
     pub policing: Policing,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct System {
     pub cpu_weight: Option<u16>,
     pub io_weight: Option<u16>,
@@ -183,44 +183,44 @@ pub struct System {
     pub reserve: Size,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Oomd {
     pub pressure_limit: Permyriad,
     pub pressure_duration: Span,
     pub swap_used_limit: Permyriad,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Watchdog {
     pub enabled: bool,
     /// How long a cgroup may sit throttled at MemoryHigh before its runaway is ended.
     pub grace: Span,
     /// A program run after every kill with its facts in CONTAIN_* variables (absolute path).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_kill: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureAction {
     Deny,
     Allow,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Login {
     pub on_failure: FailureAction,
     pub never_deny_users: Vec<UserRef>,
     pub never_deny_groups: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Capacity {
     /// Users expected to be at their maximum at the same time.
     pub heavy_users: u32,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Policy {
     pub users: Users,
     /// Aggregate limits on user.slice as a whole.

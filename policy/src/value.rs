@@ -1,13 +1,13 @@
 //! Value types with systemd's own syntax: sizes, percentages, weights, task limits, time spans.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 const UNITS: [(char, u32); 6] = [('K', 10), ('M', 20), ('G', 30), ('T', 40), ('P', 50), ('E', 60)];
 
 /// A memory size as `MemoryMax=` takes it: bytes, a share of RAM, or no limit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(into = "String")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub enum Size {
     Bytes(u64),
     /// Hundredths of a percent of physical memory (10000 = 100%).
@@ -171,8 +171,8 @@ fn parse_permyriad(p: &str) -> Result<u32, String> {
 }
 
 /// A percentage as systemd prints it: `60%`, `12.5%`, `0.25%`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(into = "String")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct Permyriad(pub u32);
 
 impl Permyriad {
@@ -202,8 +202,8 @@ impl From<Permyriad> for String {
 }
 
 /// `TasksMax=`: a count, a share of the kernel's pid limit, or no limit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(into = "String")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub enum Tasks {
     Count(u64),
     Permyriad(u32),
@@ -246,8 +246,8 @@ impl From<Tasks> for String {
 }
 
 /// A time span in milliseconds, parsed from `20s`, `500ms`, `1min`, `1min 30s` or bare seconds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(into = "String")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct Span(pub u64);
 
 impl Span {
@@ -304,8 +304,8 @@ impl From<Span> for String {
 }
 
 /// `CPUQuota=`: CPU time per second, in hundredths of a percent of one CPU (`400%` = four CPUs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(into = "String")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub enum CpuQuota {
     Permyriad(u64),
     /// No quota: lifts one set by `[users]` or a group override.
@@ -379,8 +379,8 @@ impl From<CpuQuota> for String {
 }
 
 /// `AllowedCPUs=`: CPU numbers as sorted, merged, inclusive ranges; empty means every CPU.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-#[serde(into = "String")]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct CpuSet(Vec<(u32, u32)>);
 
 impl CpuSet {
@@ -512,7 +512,7 @@ pub const DEFAULT_IO_DEVICES: [&str; 4] = ["/", "/home", "/var", "/tmp"];
 
 /// An IO bandwidth cap as `IOReadBandwidthMax=`/`IOWriteBandwidthMax=` take it: bytes per
 /// second on the device backing each path, or none (`infinity`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IoBandwidth {
     /// `None`: no cap (an exempt account's slice lifts the template's).
     pub bytes_per_sec: Option<u64>,
@@ -579,6 +579,19 @@ pub fn check_io_device(path: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Values read back from their own text (the compiled policy a login reads).
+macro_rules! from_own_text {
+    ($($ty:ident),*) => {$(
+        impl TryFrom<String> for $ty {
+            type Error = String;
+            fn try_from(text: String) -> Result<$ty, String> {
+                $ty::parse(&text)
+            }
+        }
+    )*};
+}
+from_own_text!(Size, Permyriad, Tasks, Span, CpuQuota, CpuSet);
 
 #[cfg(test)]
 mod tests {
