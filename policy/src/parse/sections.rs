@@ -50,18 +50,41 @@ pub(super) fn build(d: &mut Diags, root: &[(Cow<'_, str>, Node<'_>)], sources: &
     }
 }
 
+/// A reader of the section `[key]`, empty when it is not written.
+fn section_reader<'n>(d: &mut Diags, top: &Reader<'n>, key: &str, known: &[&str]) -> Reader<'n> {
+    let table = section(d, top, key);
+    Reader::new(d, format!("[{key}]"), table, known)
+}
+
 /// A section's table, or none (an error if `key` is there but not a table).
 fn section<'n>(d: &mut Diags, top: &Reader<'n>, key: &str) -> &'n [(Cow<'n, str>, Node<'n>)] {
     top.table(d, key).unwrap_or(&[])
 }
 
+/// The value at `key`, if written and of the shape `shape` takes; else an error saying how to
+/// write it.
+fn shaped<'n, T>(
+    d: &mut Diags,
+    top: &Reader<'n>,
+    key: &str,
+    shape: impl Fn(&'n Kind<'n>) -> Option<&'n T>,
+    message: &str,
+    help: &str,
+) -> Option<&'n T> {
+    let node = top.node(key)?;
+    let found = shape(&node.kind);
+    if found.is_none() {
+        d.error(&node.at, message, Some(help.into()));
+    }
+    found
+}
+
 /// `[oomd]`: when systemd-oomd acts on a policed slice.
 fn oomd(d: &mut Diags, top: &Reader) -> Oomd {
-    let oomd_t = section(d, top, "oomd");
-    let r = Reader::new(
+    let r = section_reader(
         d,
-        "[oomd]",
-        oomd_t,
+        top,
+        "oomd",
         &["pressure_limit", "pressure_duration", "swap_used_limit"],
     );
     let oomd = Oomd {
@@ -82,11 +105,10 @@ fn oomd(d: &mut Diags, top: &Reader) -> Oomd {
 
 /// `[users]`: every user's caps, who is exempt, and the reader for the checks at the end.
 fn users<'n>(d: &mut Diags, top: &Reader<'n>) -> (Users, Reader<'n>) {
-    let users_t = section(d, top, "users");
-    let r = Reader::new(
+    let r = section_reader(
         d,
-        "[users]",
-        users_t,
+        top,
+        "users",
         &with_keys(&[
             "caps",
             "exempt_uid_below",
@@ -109,8 +131,7 @@ fn users<'n>(d: &mut Diags, top: &Reader<'n>) -> (Users, Reader<'n>) {
 
 /// `[user_slice]`: caps on all users together.
 fn user_slice(d: &mut Diags, top: &Reader) -> Limits {
-    let us_t = section(d, top, "user_slice");
-    Reader::new(d, "[user_slice]", us_t, &LIMIT_KEYS).limits(d)
+    section_reader(d, top, "user_slice", &LIMIT_KEYS).limits(d)
 }
 
 /// `[docker]`: containers' slice; enabled by being there.
@@ -131,11 +152,10 @@ fn docker(d: &mut Diags, top: &Reader) -> Docker {
 
 /// `[system]`: system.slice's share, and what is kept back for it.
 fn system(d: &mut Diags, top: &Reader) -> System {
-    let system_t = section(d, top, "system");
-    let r = Reader::new(
+    let r = section_reader(
         d,
-        "[system]",
-        system_t,
+        top,
+        "system",
         &[
             "cpu_weight",
             "io_weight",
@@ -176,8 +196,7 @@ fn system(d: &mut Diags, top: &Reader) -> System {
 
 /// `[watchdog]`: contain-watchdog's grace and hook.
 fn watchdog(d: &mut Diags, top: &Reader, oomd: &Oomd) -> Watchdog {
-    let wd_t = section(d, top, "watchdog");
-    let r = Reader::new(d, "[watchdog]", wd_t, &["enabled", "grace", "on_kill"]);
+    let r = section_reader(d, top, "watchdog", &["enabled", "grace", "on_kill"]);
     let grace = r.span(d, "grace");
     let on_kill = match r.text(d, "on_kill") {
         Some((path, at)) if !path.starts_with('/') || path.contains(char::is_control) => {
@@ -216,11 +235,10 @@ fn watchdog(d: &mut Diags, top: &Reader, oomd: &Oomd) -> Watchdog {
 
 /// `[login]`: what a failed placement does, and who always gets in.
 fn login(d: &mut Diags, top: &Reader) -> Login {
-    let login_t = section(d, top, "login");
-    let r = Reader::new(
+    let r = section_reader(
         d,
-        "[login]",
-        login_t,
+        top,
+        "login",
         &["on_failure", "never_deny_users", "never_deny_groups"],
     );
     let on_failure = match r.text(d, "on_failure") {
@@ -248,8 +266,7 @@ fn login(d: &mut Diags, top: &Reader) -> Login {
 
 /// `[capacity]`: how many heavy users the caps must fit in RAM for.
 fn capacity(d: &mut Diags, top: &Reader) -> Capacity {
-    let cap_t = section(d, top, "capacity");
-    let r = Reader::new(d, "[capacity]", cap_t, &["heavy_users"]);
+    let r = section_reader(d, top, "capacity", &["heavy_users"]);
     Capacity {
         heavy_users: r.int(d, "heavy_users", 1, 100_000).map_or(1, |v| v as u32),
     }
@@ -394,16 +411,19 @@ impl Chosen<'_> {
 }
 
 /// `[[override]]`: one user's, UID's or group's own caps, each selector once.
-fn overrides(d: &mut Diags, top: &Reader, defaults: &Limits) -> Vec<Override> {
-    let Some(node) = top.node("override") else {
-        return Vec::new();
+fn overrides<'n>(d: &mut Diags, top: &Reader<'n>, defaults: &Limits) -> Vec<Override> {
+    let array = |k: &'n Kind<'n>| match k {
+        Kind::Array(items) => Some(items),
+        _ => None,
     };
-    let Kind::Array(items) = &node.kind else {
-        d.error(
-            &node.at,
-            "`override` must be an array of tables",
-            Some("write each one as `[[override]]`, not `[override]`".into()),
-        );
+    let Some(items) = shaped(
+        d,
+        top,
+        "override",
+        array,
+        "`override` must be an array of tables",
+        "write each one as `[[override]]`, not `[override]`",
+    ) else {
         return Vec::new();
     };
     let mut out: Vec<Override> = Vec::with_capacity(items.len());
@@ -485,16 +505,19 @@ fn overrides(d: &mut Diags, top: &Reader, defaults: &Limits) -> Vec<Override> {
 }
 
 /// `[trees.NAME]`: a service's or slice's caps and policing.
-fn trees(d: &mut Diags, top: &Reader) -> Vec<Tree> {
-    let Some(node) = top.node("trees") else {
-        return Vec::new();
+fn trees<'n>(d: &mut Diags, top: &Reader<'n>) -> Vec<Tree> {
+    let table = |k: &'n Kind<'n>| match k {
+        Kind::Table(entries) => Some(entries),
+        _ => None,
     };
-    let Kind::Table(entries) = &node.kind else {
-        d.error(
-            &node.at,
-            "`trees` must be a table of named trees",
-            Some("write `[trees.NAME]`".into()),
-        );
+    let Some(entries) = shaped(
+        d,
+        top,
+        "trees",
+        table,
+        "`trees` must be a table of named trees",
+        "write `[trees.NAME]`",
+    ) else {
         return Vec::new();
     };
     let mut out = Vec::new();
