@@ -2,6 +2,7 @@
 # A fork bomb of alice's is bounded by her slice's TasksMax: of 10,000 forks only those
 # up to pids.max succeed, the rest fail with EAGAIN, pids.current never passes pids.max,
 # and a fresh root login gets in meanwhile.
+# vm-suites: trixie
 set -euo pipefail
 # shellcheck disable=SC1091 # lib.sh: followed by shellcheck -x
 . "$(dirname "$0")/../lib.sh"

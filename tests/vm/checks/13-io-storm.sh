@@ -3,8 +3,8 @@
 # guest's disk at 16 MiB/s (read + write, unseen by the guest), alice writes 3 files with
 # dd conv=fsync in parallel, and meanwhile root logs in afresh and a unit in system.slice reads
 # 8 MB with O_DIRECT, every few seconds; the same before the storm, for the idle figures.
-# With the test policy's IO protection in force (alice's write cap below the volume's rate,
-# io.latency on system.slice and root's slice): the system.slice read stays within 2x its
+# With the test policy's IO protection in force (each user's write cap below the volume's
+# rate; Debian's kernels have no io.latency): the system.slice read stays within 2x its
 # idle median and alice's writes finish at >= 30% of the volume's rate. Root's login times
 # are reported beside their idle median: under emulation a login is bound by CPU more than by
 # IO, and the other suite's guest shares the host's cores.
@@ -39,15 +39,12 @@ probe_ms() {
 }
 median() { tr ' ' '\n' | grep -E '^[0-9]+$' | sort -n | awk '{a[NR] = $1} END {if (NR) print a[int((NR + 1) / 2)]; else print "none"}'; }
 
-# The IO protection the policy put in force: alice's write cap and system.slice's latency
-# target, on the disk behind /.
+# The IO protection the policy put in force: alice's write cap on the disk behind /.
 cap=$(user_limit alice io_write_bandwidth_max)
 dev=$(ssh_root "cat /sys/block/vda/dev")
 ssh_within 120 alice true
 iomax=$(cg_read "/user.slice/user-$alice.slice" io.max || true)
 grep -q "^$dev .*wbps=$cap" <<<"$iomax" || errs+=("alice's io.max is '${iomax:-empty}', want wbps=$cap on $dev")
-lat=$(cg_read /system.slice io.latency || true)
-grep -q "^$dev target=" <<<"$lat" || errs+=("system.slice's io.latency is '${lat:-empty}', want a target on $dev")
 
 ssh_root 'dd if=/dev/urandom of=/var/tmp/io-probe bs=1M count=8 conv=fsync status=none'
 got=$(vm_disk_throttle "$disk_bps") || errs+=("QEMU refused the disk throttle")
@@ -97,4 +94,5 @@ fi
 
 trap - EXIT
 cleanup
+if ((${#errs[@]})); then (IFS=; echo "figures: $(printf '%s, ' "${figs[@]}" | sed 's/, $//')"); fi
 finish "$name"

@@ -3,6 +3,7 @@
 # guest's RAM: user.slice's aggregate cap holds (the kernel ends balloons inside
 # user.slice, nothing outside it), none of the three users' memory goes to swap, and root
 # still logs in over ssh throughout; root's login times during the storm are the figure.
+# vm-suites: trixie
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 name=75-three-balloons
