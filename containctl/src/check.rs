@@ -401,7 +401,17 @@ fn io_checks(host: &Host, p: &Policy, f: &mut Findings) {
                 .collect::<Vec<_>>(),
         );
     }
-    let latency = p.system.io_latency_target;
+    let mut latency = p.system.io_latency_target;
+    if let Some(target) = latency {
+        if !kernel_has_io_latency(host) {
+            f.add(
+                Severity::Warning,
+                format!("[system] io_latency_target = {target} does nothing here: this kernel has no io.latency (CONFIG_BLK_CGROUP_IOLATENCY, off in Debian's kernels)"),
+                Some("cap each user's IO below the disk's rate with io_write_bandwidth_max (io.max works on every kernel and disk), or use BFQ; see contain.toml(5)"),
+            );
+            latency = None;
+        }
+    }
     for disk in iodev::disks(host, &paths) {
         let sched = disk.scheduler.as_deref().unwrap_or("unknown");
         let iocost = if disk.iocost { "on" } else { "off" };
@@ -431,6 +441,14 @@ fn io_checks(host: &Host, p: &Policy, f: &mut Findings) {
             f.ok(format!("{at}: the policy's IO settings take effect"));
         }
     }
+}
+
+/// io.latency exists only in kernels built with it: where the io controller is on for
+/// system.slice (io.max there) but io.latency is not, the kernel lacks it. Unknown counts as
+/// present, so a host without the io controller is not told twice.
+fn kernel_has_io_latency(host: &Host) -> bool {
+    let slice = "/sys/fs/cgroup/system.slice";
+    host.read(&format!("{slice}/io.latency")).is_some() || host.read(&format!("{slice}/io.max")).is_none()
 }
 
 fn host_checks(host: &Host, p: Option<&Policy>, f: &mut Findings) {

@@ -463,6 +463,8 @@ fn check_says_whether_io_protection_works_on_the_disks() {
         "sys/fs/cgroup/io.cost.qos",
         "254:0 enable=0 ctrl=auto rpct=0.00 rlat=250000 wpct=0.00 wlat=250000 min=1.00 max=10000.00\n",
     );
+    // The test policy has io_weight alone.
+    let text = fs::read_to_string(workspace().join("tests/vm/policy.toml")).unwrap();
     let o = containctl(r, &["check"]);
     let out = stdout(&o);
     assert_eq!(code(&o), 1, "{out}");
@@ -473,10 +475,12 @@ fn check_says_whether_io_protection_works_on_the_disks() {
         "{out}"
     );
 
-    let text = fs::read_to_string(workspace().join("tests/vm/policy.toml")).unwrap();
+    // io_latency_target, on a kernel with io.latency.
     let with_latency = text.replace("[system]\n", "[system]\nio_latency_target = \"50ms\"\n");
     assert_ne!(text, with_latency);
     put(r, "etc/contain/policy.toml", &with_latency);
+    put(r, "sys/fs/cgroup/system.slice/io.max", "");
+    put(r, "sys/fs/cgroup/system.slice/io.latency", "");
     let out = stdout(&containctl(r, &["check"]));
     assert!(!out.contains("does nothing here"), "{out}");
     assert!(
@@ -484,7 +488,24 @@ fn check_says_whether_io_protection_works_on_the_disks() {
         "{out}"
     );
 
-    put(r, "etc/contain/policy.toml", &text);
+    // The same on a kernel without it (Debian's): nothing protects system.slice.
+    fs::remove_file(r.join("sys/fs/cgroup/system.slice/io.latency")).unwrap();
+    let out = stdout(&containctl(r, &["check"]));
+    assert!(
+        out.contains("[system] io_latency_target = 50ms does nothing here: this kernel has no io.latency"),
+        "{out}"
+    );
+    assert!(out.contains("nothing else protects system.slice's IO"), "{out}");
+
+    // A per-user write cap works on any scheduler and kernel.
+    let with_cap = text.replace("[users]\n", "[users]\nio_write_bandwidth_max = \"6656K\"\n");
+    put(r, "etc/contain/policy.toml", &with_cap);
+    let out = stdout(&containctl(r, &["check"]));
+    assert!(
+        out.contains("the IO protection in force is the per-user bandwidth caps"),
+        "{out}"
+    );
+
     put(r, &format!("{disk}/queue/scheduler"), "mq-deadline [bfq] none\n");
     let out = stdout(&containctl(r, &["check"]));
     assert!(
