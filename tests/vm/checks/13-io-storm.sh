@@ -3,8 +3,8 @@
 # guest's disk at 16 MiB/s (read + write, unseen by the guest), alice writes 3 files with
 # dd conv=fsync in parallel, and meanwhile root logs in afresh and a unit in system.slice reads
 # 8 MB with O_DIRECT, every few seconds; the same before the storm, for the idle figures.
-# With the test policy's IO protection in force (each user's write cap below the volume's
-# rate; Debian's kernels have no io.latency): the system.slice read stays within 2x its
+# With a per-user write cap below the volume's rate in force (a policy drop-in, applied
+# live; Debian's kernels have no io.latency): the system.slice read stays within 2x its
 # idle median and alice's writes finish at >= 30% of the volume's rate. Root's login times
 # are reported beside their idle median: under emulation a login is bound by CPU more than by
 # IO, and the other suite's guest shares the host's cores.
@@ -20,7 +20,8 @@ alice=$(ssh_root 'id -u alice')
 
 cleanup() {
     vm_disk_throttle 0 >/dev/null 2>&1 || true
-    ssh_root 'pkill -u alice -x dd; rm -f /home/alice/io-* /tmp/io-storm.* /var/tmp/io-probe' >/dev/null 2>&1 || true
+    ssh_root 'pkill -u alice -x dd; rm -f /home/alice/io-* /tmp/io-storm.* /var/tmp/io-probe
+        rm -f /etc/contain/policy.d/50-io.toml && containctl apply' >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
@@ -39,10 +40,14 @@ probe_ms() {
 }
 median() { tr ' ' '\n' | grep -E '^[0-9]+$' | sort -n | awk '{a[NR] = $1} END {if (NR) print a[int((NR + 1) / 2)]; else print "none"}'; }
 
-# The IO protection the policy put in force: alice's write cap on the disk behind /.
-cap=$(user_limit alice io_write_bandwidth_max)
-dev=$(ssh_root "cat /sys/block/vda/dev")
+# The IO protection, added as an admin would: a policy drop-in capping each user's writes
+# below the volume's rate, applied without a reboot; then on alice's slice, on the disk
+# behind /.
+cap=6815744
 ssh_within 120 alice true
+ssh_root "printf '[users]\nio_write_bandwidth_max = \"6656K\"\n' >/etc/contain/policy.d/50-io.toml &&
+    containctl apply >/dev/null" || errs+=("containctl apply refused the IO drop-in")
+dev=$(ssh_root "cat /sys/block/vda/dev")
 iomax=$(cg_read "/user.slice/user-$alice.slice" io.max || true)
 grep -q "^$dev .*wbps=$cap" <<<"$iomax" || errs+=("alice's io.max is '${iomax:-empty}', want wbps=$cap on $dev")
 
