@@ -36,6 +36,10 @@ extern "C" fn no_conversation(_: c_int, _: *mut *const c_void, _: *mut *mut c_vo
     19 // PAM_CONV_ERR: nothing to say in a benchmark
 }
 
+/// A policy is compiled for logins once its files are a second old (see contain_host::compiled):
+/// each case starts that long after its policy was written, as an admin's edit has by then.
+const SETTLED: Duration = Duration::from_millis(1100);
+
 const POLICY: &str = "[users]\nmemory_high = \"1G\"\nmemory_max = \"2G\"\nmemory_swap_max = 0\n\
                       tasks_max = 512\ncpu_weight = 100\nexempt_uid_below = 1000\n";
 
@@ -128,6 +132,7 @@ fn main() {
         std::fs::create_dir_all(dir.join(sub)).unwrap_or_default();
     }
     std::fs::write(dir.join("etc/contain/policy.toml"), POLICY).unwrap_or_default();
+    std::thread::sleep(SETTLED);
     let proc_cgroup = dir.join("proc/self/cgroup");
     std::fs::write(
         dir.join("contain"),
@@ -181,6 +186,7 @@ fn main() {
     // A user with an [[override]]: the slice starts at the [users] caps, the module sets hers.
     let policy_with_override = format!("{POLICY}\n[[override]]\nuser = \"nobody\"\nmemory_max = \"3G\"\n");
     std::fs::write(dir.join("etc/contain/policy.toml"), policy_with_override).unwrap_or_default();
+    std::thread::sleep(SETTLED);
     let mut per_user = Vec::with_capacity(calls);
     for _ in 0..calls {
         std::fs::write(&proc_cgroup, in_slice).unwrap_or_default();
@@ -198,6 +204,7 @@ fn main() {
         ));
     }
     std::fs::write(dir.join("etc/contain/policy.toml"), big).unwrap_or_default();
+    std::thread::sleep(SETTLED);
     std::fs::write(slice.join("memory.max"), "2147483648").unwrap_or_default();
     std::fs::write(&proc_cgroup, in_slice).unwrap_or_default();
     let mut big_policy = Vec::with_capacity(calls);
