@@ -257,40 +257,62 @@ struct Builder<'a> {
 const ROOT: usize = 0;
 
 /// Bytes of a bare key: `A-Z a-z 0-9 _ -`.
-#[inline(always)]
-fn bare(b: u8) -> bool {
+const fn bare(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
 }
 
 /// Bytes a basic string holds as they are: no escape, quote or control character.
-#[inline(always)]
-fn plain_basic(b: u8) -> bool {
+const fn plain_basic(b: u8) -> bool {
     b == b'\t' || (b >= 0x20 && b != b'"' && b != b'\\' && b != 0x7f)
 }
 
 /// Bytes a literal string may hold.
-#[inline(always)]
-fn plain_literal(b: u8) -> bool {
+const fn plain_literal(b: u8) -> bool {
     b == b'\t' || (b >= 0x20 && b != b'\'' && b != 0x7f)
+}
+
+/// The byte classes above as bits of one table: a lookup per byte, where the three tests cost
+/// several compares each on the short keys and strings a policy holds.
+const BARE: u8 = 1;
+const PLAIN_BASIC: u8 = 2;
+const PLAIN_LITERAL: u8 = 4;
+static CLASSES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        if bare(byte) {
+            table[b] |= BARE;
+        }
+        if plain_basic(byte) {
+            table[b] |= PLAIN_BASIC;
+        }
+        if plain_literal(byte) {
+            table[b] |= PLAIN_LITERAL;
+        }
+        b += 1;
+    }
+    table
+};
+
+/// True when every byte of `text` is in `class`.
+#[inline(always)]
+fn all_in(text: &str, class: u8) -> bool {
+    text.bytes().all(|b| CLASSES[b as usize] & class != 0)
 }
 
 /// The text of a key or a one-line string that needs no decoding (no escapes, nothing toml
 /// would refuse), borrowed; `None` sends it through toml's decoder, which also words errors.
 fn plain(text: &str, encoding: Option<Encoding>) -> Option<&str> {
-    // Each class spelled out and folded without an early exit, so that the compiler vectorises
-    // it: this runs over every key and string.
     let (inner, ok) = match encoding {
-        None => (
-            text,
-            !text.is_empty() && text.bytes().fold(true, |ok, b| ok & bare(b)),
-        ),
+        None => (text, !text.is_empty() && all_in(text, BARE)),
         Some(Encoding::BasicString) => {
             let inner = text.strip_prefix('"')?.strip_suffix('"')?;
-            (inner, inner.bytes().fold(true, |ok, b| ok & plain_basic(b)))
+            (inner, all_in(inner, PLAIN_BASIC))
         }
         Some(Encoding::LiteralString) => {
             let inner = text.strip_prefix('\'')?.strip_suffix('\'')?;
-            (inner, inner.bytes().fold(true, |ok, b| ok & plain_literal(b)))
+            (inner, all_in(inner, PLAIN_LITERAL))
         }
         Some(_) => return None,
     };
