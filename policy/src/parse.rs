@@ -225,6 +225,18 @@ fn caps_something(limits: &Limits) -> bool {
 struct Reader<'n> {
     name: Cow<'n, str>,
     entries: &'n [(Cow<'n, str>, Node<'n>)],
+    /// `key_bit` of every key present: most keys asked for are absent (an override asks for
+    /// all fourteen, sets two or three), and a clear bit answers without a scan.
+    present: u64,
+}
+
+/// One of 64 bits for a key, from its length and end bytes (distinct for the keys a section
+/// knows, not required to be).
+fn key_bit(key: &str) -> u64 {
+    let bytes = key.as_bytes();
+    let (first, last) = (bytes.first().copied(), bytes.last().copied());
+    let mix = bytes.len() ^ ((first.unwrap_or(0) as usize) << 1) ^ ((last.unwrap_or(0) as usize) << 3);
+    1 << (mix % 64)
 }
 
 impl<'n> Reader<'n> {
@@ -235,7 +247,9 @@ impl<'n> Reader<'n> {
         known: &[&str],
     ) -> Self {
         let name = name.into();
+        let mut present = 0;
         for (key, node) in entries {
+            present |= key_bit(key);
             if !known.contains(&key.as_ref()) {
                 let help = match closest(key, known) {
                     Some(k) => format!("did you mean `{k}`? known keys: {}", known.join(", ")),
@@ -244,10 +258,17 @@ impl<'n> Reader<'n> {
                 d.error(&node.key, format!("unknown key `{key}` in {name}"), Some(help));
             }
         }
-        Reader { name, entries }
+        Reader {
+            name,
+            entries,
+            present,
+        }
     }
 
     fn node(&self, key: &str) -> Option<&'n Node<'n>> {
+        if self.present & key_bit(key) == 0 {
+            return None;
+        }
         self.entries.iter().find(|(k, _)| k == key).map(|(_, n)| n)
     }
 
