@@ -183,6 +183,7 @@ struct Table<'a> {
 }
 
 impl<'a> Table<'a> {
+    #[inline]
     fn find(&self, key: &str) -> Option<usize> {
         match &self.index {
             Some(index) => index.get(key).copied(),
@@ -443,8 +444,14 @@ impl<'a> Builder<'a> {
         }
         let dotted = !path.is_empty();
         let start = inline.unwrap_or(self.current);
-        let Some(table) = self.descend(start, path, dotted, inline.is_some()) else {
-            return;
+        // Most keys are not dotted: no path to walk.
+        let table = if dotted {
+            match self.descend(start, path, dotted, inline.is_some()) {
+                Some(table) => table,
+                None => return,
+            }
+        } else {
+            start
         };
         let t = &self.tables[table];
         let mixed = match inline {
@@ -568,7 +575,10 @@ impl<'a> Builder<'a> {
         self.header = None;
         self.keys.clear();
         self.value_due = false;
-        self.open.clear();
+        // Empty at almost every line's end: no call to drop nothing.
+        if !self.open.is_empty() {
+            self.open.clear();
+        }
     }
 
     /// An arena table's entries as nodes, its tables' too, in the order of their keys in the
