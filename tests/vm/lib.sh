@@ -302,6 +302,23 @@ install_with_ansible() {
         reboot_and_wait
 }
 
+# io_login_ms: one fresh root ssh login timed from the host, in ms ("fail" after 120 s).
+io_login_ms() {
+    local s
+    s=$(date +%s%N)
+    if ssh_within 120 root true; then echo $((($(date +%s%N) - s) / 1000000)); else echo fail; fi
+}
+# io_probe_ms: 8 MB read with O_DIRECT from /var/tmp/io-probe by a transient unit in
+# system.slice; dd's own time in ms.
+io_probe_ms() {
+    ssh_root_within 120 "systemd-run --wait --pipe --quiet -p Slice=system.slice \
+        dd if=/var/tmp/io-probe of=/dev/null bs=1M iflag=direct 2>&1 >/dev/null |
+        awk '/copied/ {for (i = 1; i <= NF; i++) if (\$i ~ /^s,?\$/) {print int(\$(i-1) * 1000); exit}}'" ||
+        echo fail
+}
+# median: the median of the whole numbers among its input's words ("none" if there are none).
+median() { tr ' ' '\n' | grep -E '^[0-9]+$' | sort -n | awk '{a[NR] = $1} END {if (NR) print a[int((NR + 1) / 2)]; else print "none"}'; }
+
 # vm_disk_throttle BPS: caps the running guest's disk at BPS bytes/s (read + write; 0 lifts
 # the cap) in QEMU, unseen by the guest; prints the limit QEMU then reports.
 vm_disk_throttle() {

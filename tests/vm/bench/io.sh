@@ -30,21 +30,6 @@ export VM_DISK_THROTTLE_BPS=${BENCH_IO_BPS:-16777216}
 window=$((3 * mb * 1048576 * 10 / VM_DISK_THROTTLE_BPS + 120))
 bench_results contain-bench-io
 
-# login_ms: one fresh root ssh login timed from the host, in ms ("fail" after 120 s).
-login_ms() {
-    local s
-    s=$(date +%s%N)
-    if ssh_within 120 root true; then echo $((($(date +%s%N) - s) / 1000000)); else echo fail; fi
-}
-
-# probe_ms: 8 MB read with O_DIRECT by a transient unit in system.slice, dd's own time in ms.
-probe_ms() {
-    ssh_root_within 120 "systemd-run --wait --pipe --quiet -p Slice=system.slice \
-        dd if=/var/tmp/io-probe of=/dev/null bs=1M iflag=direct 2>&1 >/dev/null |
-        awk '/copied/ {for (i = 1; i <= NF; i++) if (\$i ~ /^s,?\$/) {print int(\$(i-1) * 1000); exit}}'" ||
-        echo fail
-}
-
 # apply PHASE on|off: the phase's IO setting, at runtime.
 apply() {
     local p=$1 on=$2 lat capr='' capw=''
@@ -76,8 +61,8 @@ phase() {
     ssh_root "rm -f /home/alice/io-* /tmp/io-storm.*; sync; echo 3 >/proc/sys/vm/drop_caches"
     if [ "$p" = idle ]; then
         for _ in 1 2 3 4 5; do
-            logins+=("$(login_ms)")
-            probes+=("$(probe_ms)")
+            logins+=("$(io_login_ms)")
+            probes+=("$(io_probe_ms)")
         done
     else
         if ! apply "$p" on; then
@@ -92,8 +77,8 @@ phase() {
         end=$((SECONDS + window))
         # Paced, not waited on: a login and a probe every few seconds until the storm ends.
         while ((SECONDS < end)) && ! ssh_root_within 60 test -e /tmp/io-storm.end; do
-            logins+=("$(login_ms)")
-            probes+=("$(probe_ms)")
+            logins+=("$(io_login_ms)")
+            probes+=("$(io_probe_ms)")
             sleep 2
         done
         rec "$p" storm_s "$(ssh_root_within 60 'test -e /tmp/io-storm.end && awk "BEGIN {print $(cat /tmp/io-storm.end) - $(cat /tmp/io-storm.start)}"' || echo unfinished)"
