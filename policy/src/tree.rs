@@ -187,7 +187,9 @@ impl<'a> Table<'a> {
     fn find(&self, key: &str) -> Option<usize> {
         match &self.index {
             Some(index) => index.get(key).copied(),
-            None => self.entries.iter().position(|(k, _)| k == key),
+            // Keys are unique, so from the end: the last key pushed (`override`, under the
+            // next `[[override]]`) is the one asked for most.
+            None => self.entries.iter().rposition(|(k, _)| k == key),
         }
     }
 
