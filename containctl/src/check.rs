@@ -402,15 +402,15 @@ fn io_checks(host: &Host, p: &Policy, f: &mut Findings) {
         );
     }
     let mut latency = p.system.io_latency_target;
-    if let Some(target) = latency {
-        if !kernel_has_io_latency(host) {
-            f.add(
-                Severity::Warning,
-                format!("[system] io_latency_target = {target} does nothing here: this kernel has no io.latency (CONFIG_BLK_CGROUP_IOLATENCY, off in Debian's kernels)"),
-                Some("cap each user's IO below the disk's rate with io_write_bandwidth_max (io.max works on every kernel and disk), or use BFQ; see contain.toml(5)"),
-            );
-            latency = None;
-        }
+    if let Some(target) = latency
+        && !kernel_has_io_latency(host)
+    {
+        f.add(
+            Severity::Warning,
+            format!("[system] io_latency_target = {target} does nothing here: this kernel has no io.latency (CONFIG_BLK_CGROUP_IOLATENCY, off in Debian's kernels)"),
+            Some("cap each user's IO below the disk's rate with io_write_bandwidth_max (io.max works on every kernel and disk), or use BFQ; see contain.toml(5)"),
+        );
+        latency = None;
     }
     for disk in iodev::disks(host, &paths) {
         let sched = disk.scheduler.as_deref().unwrap_or("unknown");
