@@ -61,7 +61,7 @@ alice_tty() {
 # writer itself is tested on a real pty pair in watchdog/src/terminals.rs).
 if ! wait_until 60 alice_tty; then
     figs+=("alice's terminal login has no logind session with a tty")
-    figs+=("sessions: $(ssh_root "loginctl list-sessions --no-legend | tr '\n' ';'; grep -H '^TTY=' /run/systemd/sessions/* 2>/dev/null | tr '\n' ';'; pgrep -af vm-tty-watch | tr '\n' ';'" || true)")
+    figs+=("sessions: $(ssh_root "loginctl list-sessions --no-legend | tr '\n' ';'; grep -D skip -H '^TTY=' /run/systemd/sessions/* 2>/dev/null | tr '\n' ';'; pgrep -af vm-tty-watch | tr '\n' ';'" || true)")
 fi
 
 kills0=$(memevent "$slice" oom_kill)
