@@ -1,5 +1,6 @@
 //! Telling a user at once, on their open terminals, as write(1) would: the ttys of their
-//! logind sessions and of utmp (tmux and screen panes register there), only those the user
+//! logind sessions, of utmp (tmux and screen panes register there) and of their processes
+//! (an ssh login's logind session has no TTY, and trixie has no utmp), only those the user
 //! owns with group write permission (`mesg n` clears it), never blocking.
 
 use std::collections::BTreeSet;
@@ -17,6 +18,8 @@ pub struct Sources {
     pub utmp: PathBuf,
     /// Where tty names are resolved (`/dev`).
     pub dev: PathBuf,
+    /// procfs, for the controlling terminals of the user's processes.
+    pub proc: PathBuf,
 }
 
 impl Default for Sources {
@@ -25,6 +28,7 @@ impl Default for Sources {
             sessions_dir: "/run/systemd/sessions".into(),
             utmp: "/run/utmp".into(),
             dev: "/dev".into(),
+            proc: "/proc".into(),
         }
     }
 }
@@ -37,6 +41,7 @@ impl Sources {
             sessions_dir: root.path(d.sessions_dir),
             utmp: root.path(d.utmp),
             dev: root.path(d.dev),
+            proc: root.path(d.proc),
         }
     }
 }
@@ -82,6 +87,61 @@ pub fn session_ttys(dir: &Path, uid: u32) -> Vec<String> {
 
 const UTMP_RECORD: usize = 384;
 const USER_PROCESS: i16 = 7;
+
+/// At most this many /proc entries are looked at (a user cannot make the search endless).
+const MAX_PROCS: usize = 1 << 17;
+
+/// A controlling terminal's device number as /proc/PID/stat gives it, as a name under /dev:
+/// Unix98 ptys (majors 136-143) and the virtual consoles (major 4, minors 1-63).
+fn tty_of_device(tty_nr: u64) -> Option<String> {
+    let major = (tty_nr >> 8) & 0xfff;
+    let minor = (tty_nr & 0xff) | ((tty_nr >> 12) & 0xfff00);
+    match major {
+        136..=143 => Some(format!("pts/{}", (major - 136) * 256 + minor)),
+        4 if (1..64).contains(&minor) => Some(format!("tty{minor}")),
+        _ => None,
+    }
+}
+
+/// The controlling terminals of `uid`'s processes (real UID): every open ssh or console
+/// login has its shell there, whatever logind and utmp recorded.
+pub fn process_ttys(proc_dir: &Path, uid: u32) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(proc_dir) else {
+        return Vec::new();
+    };
+    let mut ttys = BTreeSet::new();
+    for entry in entries.flatten().take(MAX_PROCS) {
+        let name = entry.file_name();
+        if !name
+            .to_str()
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        {
+            continue;
+        }
+        let dir = entry.path();
+        let Ok(status) = fs::read_to_string(dir.join("status")) else {
+            continue;
+        };
+        let real_uid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u32>().ok());
+        if real_uid != Some(uid) {
+            continue;
+        }
+        let Ok(stat) = fs::read_to_string(dir.join("stat")) else {
+            continue;
+        };
+        // The command name may hold spaces and parentheses: fields count from the last ')'.
+        let tty_nr = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(4)?.parse::<u64>().ok());
+        if let Some(tty) = tty_nr.filter(|&t| t != 0).and_then(tty_of_device) {
+            ttys.insert(tty);
+        }
+    }
+    ttys.into_iter().collect()
+}
 
 /// The ttys of every logged-in process in utmp; ownership is checked when they are opened.
 pub fn utmp_ttys(bytes: &[u8]) -> Vec<String> {
@@ -138,6 +198,7 @@ pub fn tell(src: &Sources, uid: u32, line: &str) -> Told {
     if let Ok(bytes) = utmp {
         names.extend(utmp_ttys(&bytes));
     }
+    names.extend(process_ttys(&src.proc, uid));
     let text = terminal_text(line);
     let mut told = Told::default();
     for name in names.into_iter().filter(|n| tty_name_ok(n)).take(MAX_TERMINALS) {
@@ -184,6 +245,34 @@ mod tests {
         r[..2].copy_from_slice(&kind.to_ne_bytes());
         r[8..8 + line.len()].copy_from_slice(line.as_bytes());
         r
+    }
+
+    #[test]
+    fn processes_give_their_owners_controlling_terminals() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let proc_entry = |pid: u32, uid: u32, comm: &str, tty_nr: u64| {
+            let d = dir.path().join(pid.to_string());
+            fs::create_dir_all(&d).expect("mkdir");
+            fs::write(
+                d.join("status"),
+                format!("Name:\tx\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\n"),
+            )
+            .expect("w");
+            fs::write(
+                d.join("stat"),
+                format!("{pid} ({comm}) S 1 {pid} {pid} {tty_nr} -1 0\n"),
+            )
+            .expect("w");
+        };
+        proc_entry(100, 1001, "bash", 34816); // pts/0
+        proc_entry(101, 1001, "x) S 1 1 1 34817 (", 34818); // a hostile name; pts/2
+        proc_entry(102, 1001, "sleep", 0); // no terminal
+        proc_entry(103, 1002, "bash", 34819); // another user's pts/3
+        proc_entry(104, 1001, "agetty", 1025); // tty1
+        proc_entry(105, 1001, "serial", (4 << 8) | 64); // ttyS0: not a login terminal here
+        fs::create_dir_all(dir.path().join("self")).expect("mkdir");
+        assert_eq!(process_ttys(dir.path(), 1001), ["pts/0", "pts/2", "tty1"]);
+        assert_eq!(tty_of_device((137 << 8) | 4), Some("pts/260".into()));
     }
 
     #[test]
@@ -298,6 +387,7 @@ mod tests {
             sessions_dir: dir.path().to_path_buf(),
             utmp: dir.path().join("no-utmp"),
             dev: "/dev".into(),
+            proc: dir.path().join("no-proc"),
         };
         let told = tell(&src, me, "contain: hello");
         assert_eq!(told.written, [name]);

@@ -54,14 +54,11 @@ copy_in "$VM_KEY" /root/.ssh/contain-vm-key
 ssh_root 'chmod 755 /usr/local/bin/vm-tty-watch.py; chmod 600 /root/.ssh/contain-vm-key;
     rm -f /tmp/wd-tty.txt /var/tmp/contain-on-kill.log;
     nohup /usr/local/bin/vm-tty-watch.py /root/.ssh/contain-vm-key alice 170 /tmp/wd-tty.txt >/dev/null 2>&1 &'
-alice_tty() {
-    ssh_root "grep -D skip -l '^UID=$uid\$' /run/systemd/sessions/* 2>/dev/null | xargs -r grep -h '^TTY=pts/' | grep -q ."
-}
-# The terminal line is a figure until the watcher's tty login is seen working in the VM (the
-# writer itself is tested on a real pty pair in watchdog/src/terminals.rs).
+# Her terminal login is up once its shell runs on a pty (an ssh login's logind session has
+# no TTY, and trixie has no utmp: the watchdog finds the terminal through her processes).
+alice_tty() { ssh_root "ps -u alice -o tty=,args= | grep -q '^pts/[0-9]* *sleep 175\$'"; }
 if ! wait_until 60 alice_tty; then
-    figs+=("alice's terminal login has no logind session with a tty")
-    figs+=("sessions: $(ssh_root "loginctl list-sessions --no-legend | tr '\n' ';'; grep -D skip -H '^TTY=' /run/systemd/sessions/* 2>/dev/null | tr '\n' ';'; pgrep -af vm-tty-watch | tr '\n' ';'" || true)")
+    errs+=("alice's terminal login did not come up ($(ssh_root "ps -u alice -o tty=,args= | tr '\n' ';'; pgrep -af vm-tty-watch | tr '\n' ';'" || true))")
 fi
 
 kills0=$(memevent "$slice" oom_kill)
@@ -156,9 +153,9 @@ fi
 if wait_until 30 ssh_root 'test -s /tmp/wd-tty.txt'; then
     read -r tty_at tty_line <<<"$(ssh_root 'cat /tmp/wd-tty.txt')"
     if [ "$tty_at" = None ]; then
-        figs+=("no line reached alice's terminal (it showed: $(ssh_root 'tail -c 300 /tmp/wd-tty.txt.log 2>/dev/null | tr -c "[:print:]" " "' || true))")
+        errs+=("no line reached alice's terminal (it showed: $(ssh_root 'tail -c 300 /tmp/wd-tty.txt.log 2>/dev/null | tr -c "[:print:]" " "' || true))")
     else
-        grep -q 'was ended at' <<<"$tty_line" || figs+=("alice's terminal got another line: $tty_line")
+        grep -q 'was ended at' <<<"$tty_line" || errs+=("alice's terminal got another line: $tty_line")
         logged=$(sed -n 's/.*__REALTIME_TIMESTAMP=\([0-9]*\).*/\1/p' <<<"$fields")
         if [ -n "${kill_at:-}" ] && [ "$kill_at" != None ]; then
             late=$(python3 -c "print(f'{$tty_at - $kill_at:.2f}')")
@@ -166,11 +163,11 @@ if wait_until 30 ssh_root 'test -s /tmp/wd-tty.txt'; then
             # The 1 s target is a figure (above); the bound only catches a line that waited
             # for something else (emulated CPUs on a busy host are slow to schedule).
             python3 -c "import sys; sys.exit(0 if $tty_at - $kill_at <= 5.0 else 1)" ||
-                figs+=("the line reached alice's terminal ${late} s after the kill, over 5 s")
+                errs+=("the line reached alice's terminal ${late} s after the kill, over 5 s")
         fi
     fi
 else
-    figs+=("the terminal watcher wrote nothing")
+    errs+=("the terminal watcher wrote nothing")
 fi
 
 # The admin's on_kill program got the kill's facts.
