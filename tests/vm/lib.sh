@@ -61,7 +61,7 @@ boot_id() { ssh_root cat /proc/sys/kernel/random/boot_id 2>/dev/null || true; }
 
 # Under TCG a boot takes 45-90 s, a reboot with a shutdown that waits for stop jobs and a
 # busy host several minutes: the limit is generous on purpose.
-VM_BOOT_TIMEOUT=${VM_BOOT_TIMEOUT:-600}
+VM_BOOT_TIMEOUT=${VM_BOOT_TIMEOUT:-900}
 
 # wait_boot_done: ssh answers and systemd has finished starting up.
 wait_boot_done() {
