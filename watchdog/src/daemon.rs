@@ -233,6 +233,7 @@ impl Daemon {
         for cgroup in gone {
             self.forget(&cgroup);
         }
+        let mut half_made = false;
         for target in targets {
             if let Some(w) = self.watched.get_mut(&target.cgroup) {
                 w.target = target;
@@ -245,6 +246,11 @@ impl Daemon {
                 Ok(wd) => {
                     self.wd_cgroup.insert(wd, target.cgroup.clone());
                     Some(wd)
+                }
+                // Seen between its mkdir and its files: looked at again in a second.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    half_made = true;
+                    continue;
                 }
                 Err(e) => {
                     log::warn!("cannot watch {}: {e}", events.display());
@@ -297,7 +303,7 @@ impl Daemon {
             self.save_counters();
         }
         sys::sd_notify(&format!("STATUS=watching {} capped cgroups", self.watched.len()));
-        self.next_rescan_ms = self.now_ms() + self.cfg.rescan_ms;
+        self.next_rescan_ms = self.now_ms() + if half_made { 1000 } else { self.cfg.rescan_ms };
         self.rescan_soon = false;
     }
 

@@ -452,3 +452,39 @@ fn new_cgroups_are_picked_up_and_policy_edits_apply_at_once() {
     let _ = victim.kill();
     let _ = victim.wait();
 }
+
+#[test]
+fn a_slice_seen_before_its_files_is_watched_once_they_are_there() {
+    let _one_at_a_time = serial();
+    let base = tempfile::tempdir().expect("tempdir");
+    let root = base.path().join("cgroup");
+    // A slice caught between its mkdir and its memory.events (a fake cgroupfs writes files
+    // one by one; the kernel's appear with the directory).
+    let mut victim = sleeper();
+    let slice = Slice::new(&root, &[victim.id()]);
+    fs::remove_file(slice.dir.join("memory.events")).expect("rm");
+    let wd = Watchdog::start(
+        base.path(),
+        &root,
+        &POLICY.replace("enabled = true", "enabled = false"),
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || wd.log_text().contains("watching")),
+        "{}",
+        wd.log_text()
+    );
+    let k = kernel(&slice, victim.id());
+    k.set(Load::AtHigh { stall: 900 });
+    assert!(
+        wait_for(Duration::from_secs(15), || wd
+            .log_text()
+            .contains("enabled = false, so it is left to hang")),
+        "the slice is watched within seconds, not at the 30 s rescan; log:\n{}",
+        wd.log_text()
+    );
+    k.set(Load::Quiet);
+    k.finish();
+    assert!(alive(&mut victim), "enabled = false: nothing is ended");
+    let _ = victim.kill();
+    let _ = victim.wait();
+}
