@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The watchdog (issue: a runaway must END, not hang). Under the seed's configuration
+# The watchdog: a runaway must END, not hang. Under the seed's configuration
 # (memory_high below memory_max, no swap) alice's unbounded runaway is throttled at
 # memory_high; contain-watchdog must end it within grace + 10 s by the memcg OOM inside her
 # slice, and only it: her other ssh session, her tmux and a nohup'd process live. bob's
