@@ -28,8 +28,8 @@ open(f"{work}/changed.toml", "w").write(text.replace(f"\ntasks_max = {old}\n", f
 open(f"{work}/broken.toml", "w").write(text.replace(f"\ntasks_max = {old}\n", "\ntasks_max = 0\n", 1))
 PY
 
-# alice is logged in throughout.
-ssh_as alice 'sleep 200' >/dev/null 2>&1 &
+# alice is logged in throughout (three playbook runs take minutes beside another guest).
+ssh_as alice 'sleep 900' >/dev/null 2>&1 &
 held=$!
 wait_until 60 ssh_root "pgrep -u alice -x sleep >/dev/null && test -d /sys/fs/cgroup$slice" ||
     errs+=("alice's session did not start")
@@ -80,6 +80,7 @@ else
     errs+=("no contain.prom with an applied policy in /var/lib/prometheus/node-exporter")
 fi
 
+ssh_root 'pkill -u alice -xf "sleep 900"' >/dev/null 2>&1 || true
 kill "$held" 2>/dev/null || true
 wait "$held" 2>/dev/null || true
 finish "$name"
