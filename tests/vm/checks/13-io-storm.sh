@@ -18,14 +18,20 @@ disk_bps=16777216
 mb=100
 alice=$(ssh_root 'id -u alice')
 
+held=
 cleanup() {
+    [ -z "$held" ] || kill "$held" 2>/dev/null || true
     vm_disk_throttle 0 >/dev/null 2>&1 || true
     ssh_root 'pkill -u alice -x dd; rm -f /home/alice/io-* /tmp/io-storm.* /var/tmp/io-probe
         rm -f /etc/contain/policy.d/50-io.toml && containctl apply' >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
-ssh_within 120 alice true
+# alice stays logged in throughout: her slice lives on between the storms, and the drop-in
+# below must reach it live.
+ssh_as alice 'sleep 900' >/dev/null 2>&1 &
+held=$!
+wait_until 60 ssh_root "test -d /sys/fs/cgroup/user.slice/user-$alice.slice" || errs+=("alice's slice did not appear")
 ssh_root 'dd if=/dev/urandom of=/var/tmp/io-probe bs=1M count=8 conv=fsync status=none'
 got=$(vm_disk_throttle "$disk_bps") || errs+=("QEMU refused the disk throttle")
 [ "${got:-0}" = "$disk_bps" ] || errs+=("QEMU reports a disk limit of ${got:-?}, want $disk_bps")
@@ -67,8 +73,8 @@ before="as installed (IOWeight only): read ${sp} ms ($(x "$ip" "$sp")), root's l
 # The IO protection, added as an admin would: a policy drop-in capping each user's writes
 # below the volume's rate, applied without a reboot; then on alice's slice, on the disk
 # behind /.
-cap=6815744
-ssh_root "printf '[users]\nio_write_bandwidth_max = \"6656K\"\n' >/etc/contain/policy.d/50-io.toml &&
+cap=7864320
+ssh_root "printf '[users]\nio_write_bandwidth_max = \"7680K\"\n' >/etc/contain/policy.d/50-io.toml &&
     containctl apply >/dev/null" || errs+=("containctl apply refused the IO drop-in")
 dev=$(ssh_root "cat /sys/block/vda/dev")
 iomax=$(cg_read "/user.slice/user-$alice.slice" io.max || true)
@@ -98,6 +104,7 @@ else
 fi
 
 trap - EXIT
+ssh_root 'pkill -u alice -xf "sleep 900"' >/dev/null 2>&1 || true
 cleanup
 if ((${#errs[@]})); then (IFS=; echo "figures: $(printf '%s, ' "${figs[@]}" | sed 's/, $//')"); fi
 finish "$name"
