@@ -207,6 +207,8 @@ pub fn tell(src: &Sources, uid: u32, line: &str) -> Told {
             Ok(false) => told.refused.push(name),
             // Gone since, or a logout raced us: nothing to tell there.
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            // `mesg n` (no group write) is refused at the open, as write(1) is refused.
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => told.refused.push(name),
             Err(e) => told.failed.push((name, e.to_string())),
         }
     }

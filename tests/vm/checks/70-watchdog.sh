@@ -44,7 +44,7 @@ ssh_as bob 'nohup /usr/local/bin/vm-probe.py 240 /tmp/bob-probe.txt /tmp/bob-pro
 # alice's other work, which must survive: a tmux session, a nohup'd sleep, and a second
 # ssh session held open from the host.
 ssh_as alice 'tmux kill-server 2>/dev/null; tmux new-session -d -s keep "sleep 900"; nohup sleep 900 >/dev/null 2>&1 &'
-ssh_as alice 'sleep 170' >/dev/null 2>&1 &
+ssh_as alice 'sleep 900' >/dev/null 2>&1 &
 other=$!
 
 # alice's terminal: an ssh login with a pty, from inside the guest so that the line's arrival
