@@ -8,7 +8,7 @@ set -euo pipefail
 name=80-login-cost
 errs=()
 figs=()
-runs=${LOGIN_COST_RUNS:-30}
+runs=${LOGIN_COST_RUNS:-12}
 # Minutes of logins per suite: one suite gives the figure (LOGIN_COST_SUITES widens it).
 if [[ " ${LOGIN_COST_SUITES:-bookworm} " != *" $VM_SUITE "* ]]; then
     pass "$name" "measured on ${LOGIN_COST_SUITES:-bookworm} only"
