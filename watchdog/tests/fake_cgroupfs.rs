@@ -400,6 +400,21 @@ fn a_kill_that_brings_no_relief_is_not_repeated() {
     }
 }
 
+/// Holds the victim's slice stalled at memory.high until a watchdog with `enabled = false` says
+/// it leaves it hanging (within 15 s); the kernel fake is returned for the rest of the test.
+fn stalled_and_left_to_hang(wd: &Watchdog, slice: &Slice, victim: u32, why: &str) -> Kernel {
+    let k = kernel(slice, victim);
+    k.set(Load::AtHigh { stall: 900 });
+    assert!(
+        wait_for(Duration::from_secs(15), || wd
+            .log_text()
+            .contains("enabled = false, so it is left to hang")),
+        "{why}log:\n{}",
+        wd.log_text()
+    );
+    k
+}
+
 #[test]
 fn new_cgroups_are_picked_up_and_policy_edits_apply_at_once() {
     let _one_at_a_time = serial();
@@ -422,15 +437,7 @@ fn new_cgroups_are_picked_up_and_policy_edits_apply_at_once() {
         "the new slice is watched at once (inotify), not at the 30 s rescan; log:\n{}",
         wd.log_text()
     );
-    let k = kernel(&slice, victim.id());
-    k.set(Load::AtHigh { stall: 900 });
-    assert!(
-        wait_for(Duration::from_secs(15), || wd
-            .log_text()
-            .contains("enabled = false, so it is left to hang")),
-        "{}",
-        wd.log_text()
-    );
+    let k = stalled_and_left_to_hang(&wd, &slice, victim.id(), "");
     assert!(alive(&mut victim), "enabled = false: nothing is ended");
     k.set(Load::Quiet);
     assert_eq!(k.finish().len(), 1, "memory.max untouched");
@@ -473,14 +480,11 @@ fn a_slice_seen_before_its_files_is_watched_once_they_are_there() {
         "{}",
         wd.log_text()
     );
-    let k = kernel(&slice, victim.id());
-    k.set(Load::AtHigh { stall: 900 });
-    assert!(
-        wait_for(Duration::from_secs(15), || wd
-            .log_text()
-            .contains("enabled = false, so it is left to hang")),
-        "the slice is watched within seconds, not at the 30 s rescan; log:\n{}",
-        wd.log_text()
+    let k = stalled_and_left_to_hang(
+        &wd,
+        &slice,
+        victim.id(),
+        "the slice is watched within seconds, not at the 30 s rescan; ",
     );
     k.set(Load::Quiet);
     k.finish();
