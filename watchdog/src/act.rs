@@ -46,12 +46,11 @@ pub struct Ended {
     pub usage: u64,
     /// The kernel's oom_kill counter rose.
     pub killed: bool,
-    /// The process that left the cgroup (the largest if several), else the predicted one.
+    /// The process the OOM killer was expected to pick (unconfirmed).
     pub victim: Option<Proc>,
-    /// The victim is confirmed gone from the cgroup.
-    pub gone: bool,
-    /// Every pid in the cgroup before acting, to match the kernel's report.
-    pub pids_before: Vec<u32>,
+    /// Every process in the cgroup before acting, to match the kernel's report or, without
+    /// one, to find which left ([`await_victim`]).
+    pub before: Vec<Proc>,
     pub restore: io::Result<Restore>,
 }
 
@@ -256,37 +255,32 @@ pub fn end_runaway(
     let restore = guard.restore();
     drop(shielded);
 
-    let mut victim = predicted;
-    let mut gone = false;
-    if killed {
-        let deadline = Instant::now() + timing.gone_wait;
-        loop {
-            let now = cgroupfs::processes(dir, proc_root);
-            let left = before
-                .iter()
-                .filter(|p| !cgroupfs::alive_in(&now, p.pid))
-                .max_by_key(|p| p.size);
-            if let Some(p) = left {
-                victim = Some(p.clone());
-                gone = true;
-                break;
-            }
-            if Instant::now() >= deadline {
-                break;
-            }
-            std::thread::sleep(timing.poll);
-        }
-    }
     Ok(Ended {
         original_max: original,
         lowered_to: target,
         usage,
         killed,
-        victim,
-        gone,
-        pids_before: before.iter().map(|p| p.pid).collect(),
+        victim: predicted,
+        before,
         restore,
     })
+}
+
+/// After a kill, the largest of `before` that has left the cgroup: the victim, confirmed from
+/// /proc where the kernel's own report is not to be had (waits up to `gone_wait`).
+pub fn await_victim(dir: &Path, proc_root: &Path, before: &[Proc], timing: &Timing) -> Option<Proc> {
+    let deadline = Instant::now() + timing.gone_wait;
+    loop {
+        let now = cgroupfs::processes(dir, proc_root);
+        let left = before
+            .iter()
+            .filter(|p| !cgroupfs::alive_in(&now, p.pid))
+            .max_by_key(|p| p.size);
+        if left.is_some() || Instant::now() >= deadline {
+            return left.cloned();
+        }
+        std::thread::sleep(timing.poll);
+    }
 }
 
 #[cfg(test)]
@@ -416,10 +410,11 @@ mod tests {
             vec!["838860800".to_string(), lowered, "838860800".to_string()]
         );
         assert!(ended.killed);
-        assert!(ended.gone);
+        let left = await_victim(&f.cg, &f.proc_root, &ended.before, &fast());
         assert_eq!(
-            ended.victim.map(|v| (v.pid, v.comm)),
-            Some((200, "stress-ng".into()))
+            left.map(|v| (v.pid, v.comm)),
+            Some((200, "stress-ng".into())),
+            "confirmed from /proc: it left the cgroup"
         );
         assert_eq!(ended.restore.expect("restored"), Restore::Restored);
         assert!(
@@ -474,7 +469,10 @@ mod tests {
         let f = fake("max");
         let (ended, seen) = f.end_with_kernel(false);
         assert!(!ended.killed);
-        assert!(!ended.gone);
+        assert!(
+            await_victim(&f.cg, &f.proc_root, &ended.before, &fast()).is_none(),
+            "nothing left the cgroup"
+        );
         // The prediction is still reported, unconfirmed.
         assert_eq!(ended.victim.map(|v| v.pid), Some(200));
         assert_eq!(seen.first().map(String::as_str), Some("max"));

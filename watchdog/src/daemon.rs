@@ -432,15 +432,24 @@ impl Daemon {
             Kind::User { uid, .. } => Some(*uid),
             _ => None,
         };
-        let kernel = self.kernel_report(cgroup, &ended.pids_before, uid);
-        let (pid, comm) = match (&kernel, &ended.victim) {
-            (Some(k), _) => (Some(k.pid), Some(k.comm.clone())),
-            (None, Some(v)) => (Some(v.pid), Some(v.comm.clone())),
-            (None, None) => (None, None),
+        // The kernel's report is in the log before its kill counter rises: the user hears of
+        // it at once. Only without it is the victim looked for in /proc, which waits for its exit.
+        let pids: Vec<u32> = ended.before.iter().map(|p| p.pid).collect();
+        let kernel = self.kernel_report(cgroup, &pids, uid);
+        let (pid, comm) = match kernel {
+            Some(ref k) => (Some(k.pid), Some(k.comm.clone())),
+            None => {
+                let left =
+                    act::await_victim(&dir, &self.cfg.paths.proc_root, &ended.before, &self.cfg.timing);
+                if left.is_none() {
+                    log::info!(target: NOTICE, "{cgroup}: the OOM victim could not be confirmed; reporting the largest process");
+                }
+                match left.as_ref().or(ended.victim.as_ref()) {
+                    Some(v) => (Some(v.pid), Some(v.comm.clone())),
+                    None => (None, None),
+                }
+            }
         };
-        if kernel.is_none() && !ended.gone {
-            log::info!(target: NOTICE, "{cgroup}: the OOM victim could not be confirmed; reporting the largest process");
-        }
         let kill = Kill {
             time: unix_now(),
             uid,
