@@ -161,11 +161,27 @@ mib() {
 # guest_now: the guest's clock, seconds with fractions (for timings read from its journal).
 guest_now() { ssh_root 'date +%s.%N'; }
 
-# finish NAME: one result line from the caller's errs and figs arrays.
+# check_begin NAME: a check's name and its empty errs and figs arrays (finish reports them).
+check_begin() {
+    name=$1
+    errs=()
+    figs=()
+}
+
+# alice_slice: uid and slice (cgroup path) of alice, the checks' runaway user.
+# shellcheck disable=SC2034 # uid and slice are the calling check's
+alice_slice() {
+    uid=$(ssh_root 'id -u alice')
+    slice=/user.slice/user-$uid.slice
+}
+
+# finish NAME: one result line from the caller's errs and figs arrays; on a failure the
+# figures gathered so far are printed first.
 # shellcheck disable=SC2154 # errs and figs belong to the calling check
 finish() {
     local IFS=
     if ((${#errs[@]})); then
+        ((${#figs[@]} == 0)) || echo "figures: $(printf '%s, ' "${figs[@]}" | sed 's/, $//')"
         fail "$1" "$(printf '%s; ' "${errs[@]}" | sed 's/; $//')"
     else
         pass "$1" "$(printf '%s, ' "${figs[@]}" | sed 's/, $//')"
@@ -179,6 +195,26 @@ install_tools() {
         copy_in "$VM_HERE/tools/$t" "/usr/local/bin/$t" || return 1
     done
     ssh_root 'chmod 755 /usr/local/bin/vm-grow.py /usr/local/bin/vm-probe.py'
+}
+
+# bob_probe_end [IDLE_FILE]: stops bob's latency probe (tools/vm-probe.py writing
+# /tmp/bob-probe.txt) and judges it: its p99 and max as figures (beside IDLE_FILE's, an idle
+# run's), a stall of 2 s or more or a dead probe as an error.
+bob_probe_end() {
+    local p99 pmax i99 imax idle=
+    ssh_root 'touch /tmp/bob-probe.stop'
+    if ! wait_until 30 ssh_root 'test -s /tmp/bob-probe.txt'; then
+        errs+=("bob's probe died")
+        return
+    fi
+    read -r _ _ p99 pmax <<<"$(ssh_root 'cat /tmp/bob-probe.txt')"
+    if [ -n "${1:-}" ]; then
+        read -r _ _ i99 imax <<<"$(ssh_root "cat $1" || echo '- - ? ?')"
+        idle=" (idle p99 ${i99} ms max ${imax} ms)"
+    fi
+    figs+=("bob probe p99 ${p99} ms max ${pmax} ms$idle")
+    python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < 2000 else 1)" "$pmax" ||
+        errs+=("bob's probe stalled ${pmax} ms")
 }
 
 # memevent CGROUP KEY: one counter from a cgroup's memory.events (0 if absent).

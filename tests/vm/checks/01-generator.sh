@@ -4,9 +4,7 @@
 # tree, and its status says so.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
-name=01-generator
-errs=()
-figs=()
+check_begin 01-generator
 
 status=$(ssh_root 'cat /run/contain/generator.json' 2>/dev/null) || errs+=("no /run/contain/generator.json")
 if [ -n "${status:-}" ] && ! grep -q '"outcome": *"applied"' <<<"$status"; then

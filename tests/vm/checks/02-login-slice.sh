@@ -3,9 +3,7 @@
 # command; a tmux server started there stays there after logout.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
-name=02-login-slice
-errs=()
-figs=()
+check_begin 02-login-slice
 
 for user in alice bob; do
     uid=$(ssh_root "id -u $user")

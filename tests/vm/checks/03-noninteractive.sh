@@ -3,9 +3,7 @@
 # `sudo -u alice` (from the admin) and `su - alice -c` (from root).
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
-name=03-noninteractive
-errs=()
-figs=()
+check_begin 03-noninteractive
 uid=$(ssh_root 'id -u alice')
 
 in_slice() { # WHAT CGROUP

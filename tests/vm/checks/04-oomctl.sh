@@ -3,9 +3,7 @@
 # never system.slice (the operator's way in).
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
-name=04-oomctl
-errs=()
-figs=()
+check_begin 04-oomctl
 
 # oomd watches only live cgroups: make sure each tree has one.
 ssh_root 'systemctl start docker.slice t3-serve@vmcheck.service' || errs+=("cannot start docker.slice / t3-serve@vmcheck")

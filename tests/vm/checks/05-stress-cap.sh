@@ -4,11 +4,8 @@
 # bob's shell and the box stay responsive.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
-name=05-stress-cap
-errs=()
-figs=()
-uid=$(ssh_root 'id -u alice')
-slice=/user.slice/user-$uid.slice
+check_begin 05-stress-cap
+alice_slice
 cap=$(user_limit alice memory_max)
 install_tools
 
@@ -55,16 +52,8 @@ figs+=("pswpout +$dswap")
 # bob: a fresh login and his probe.
 t1=$SECONDS
 if ssh_as bob true; then figs+=("bob login $((SECONDS - t1)) s"); else errs+=("bob cannot log in"); fi
-ssh_root 'touch /tmp/bob-probe.stop'
-if wait_until 30 ssh_root 'test -s /tmp/bob-probe.txt'; then
-    probe=$(ssh_root 'cat /tmp/bob-probe.txt')
-    read -r _ _ p99 pmax <<<"$probe"
-    figs+=("bob probe p99 ${p99} ms max ${pmax} ms")
-    python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < 2000 else 1)" "$pmax" ||
-        errs+=("bob's probe stalled ${pmax} ms")
-else
-    errs+=("bob's probe died")
-fi
+# shellcheck disable=SC2119 # no idle run to compare with here
+bob_probe_end
 state=$(ssh_root 'systemctl is-system-running' || true)
 case "$state" in running | degraded) ;; *) errs+=("system state $state") ;; esac
 

@@ -4,9 +4,7 @@
 # alice's slice; bob's session lives. Reports how long the kill took.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
-name=06-stress-oomd
-errs=()
-figs=()
+check_begin 06-stress-oomd
 uid=$(ssh_root 'id -u alice')
 buid=$(ssh_root 'id -u bob')
 

@@ -3,9 +3,7 @@
 # local tarball (no registry) runs there under the policy's caps.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
-name=07-docker
-errs=()
-figs=()
+check_begin 07-docker
 
 ssh_root 'cat /etc/docker/daemon.json 2>/dev/null' | grep -q '"cgroup-parent": *"docker.slice"' ||
     errs+=("/etc/docker/daemon.json has no cgroup-parent docker.slice")

@@ -5,9 +5,7 @@
 # emptied, then given a bad value, each through a daemon-reload (the generator's same path).
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
-name=08-broken-policy
-errs=()
-figs=()
+check_begin 08-broken-policy
 builtin_policy="$VM_HERE/../../packaging/policy.toml"
 
 restore() {

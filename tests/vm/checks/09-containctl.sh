@@ -5,9 +5,7 @@
 # (Numbered to run before 10-remove, which uninstalls the package.)
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
-name=09-containctl
-errs=()
-figs=()
+check_begin 09-containctl
 
 # Both users logged in: an idle process keeps each slice alive.
 ssh_as alice 'nohup sleep 900 >/dev/null 2>&1 &'

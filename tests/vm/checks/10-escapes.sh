@@ -6,11 +6,8 @@
 set -euo pipefail
 # shellcheck disable=SC1091 # lib.sh: followed by shellcheck -x
 . "$(dirname "$0")/../lib.sh"
-name=10-escapes
-errs=()
-figs=()
-uid=$(ssh_root 'id -u alice')
-slice=/user.slice/user-$uid.slice
+check_begin 10-escapes
+alice_slice
 cap=$(user_limit alice memory_max)
 gdir=/tmp/contain-esc
 ctl=$VM_RUN_DIR/ctl-alice
@@ -179,5 +176,4 @@ trap - EXIT
 cleanup
 ssh_root 'test ! -e /var/lib/systemd/linger/alice' || errs+=("linger still enabled for alice")
 ssh_root '! pgrep -u alice' >/dev/null || errs+=("alice's processes are left over")
-if ((${#errs[@]})); then (IFS=; echo "figures: $(printf '%s, ' "${figs[@]}" | sed 's/, $//')"); fi
 finish "$name"

@@ -6,11 +6,8 @@
 set -euo pipefail
 # shellcheck disable=SC1091 # lib.sh: followed by shellcheck -x
 . "$(dirname "$0")/../lib.sh"
-name=10-forkbomb
-errs=()
-figs=()
-uid=$(ssh_root 'id -u alice')
-slice=/user.slice/user-$uid.slice
+check_begin 10-forkbomb
+alice_slice
 tasks=$(user_limit alice tasks_max)
 tries=10000
 gdir=/tmp/contain-bomb

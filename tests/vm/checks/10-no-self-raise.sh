@@ -6,11 +6,8 @@
 set -euo pipefail
 # shellcheck disable=SC1091 # lib.sh: followed by shellcheck -x
 . "$(dirname "$0")/../lib.sh"
-name=10-no-self-raise
-errs=()
-figs=()
-uid=$(ssh_root 'id -u alice')
-slice=/user.slice/user-$uid.slice
+check_begin 10-no-self-raise
+alice_slice
 gdir=/tmp/contain-raise
 want="$(user_limit alice memory_high) $(user_limit alice memory_max) $(user_limit alice memory_swap_max) $(user_limit alice tasks_max)"
 

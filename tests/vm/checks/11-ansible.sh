@@ -6,9 +6,7 @@
 # put back through the role at the end.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
-name=11-ansible
-errs=()
-figs=()
+check_begin 11-ansible
 if [ "${VM_INSTALLED_BY:-}" != ansible-playbook ]; then
     pass "$name" "skipped: contain was installed with ${VM_INSTALLED_BY:-apt-get} on this suite"
     exit 0

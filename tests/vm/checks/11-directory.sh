@@ -8,9 +8,7 @@
 set -euo pipefail
 # shellcheck disable=SC1091 # lib.sh: followed by shellcheck -x
 . "$(dirname "$0")/../lib.sh"
-name=11-directory
-errs=()
-figs=()
+check_begin 11-directory
 high=$(policy_get users.memory_high)
 max=$(policy_get users.memory_max)
 hpc_high=$(policy_get override.@ldaphpc.memory_high)
@@ -178,5 +176,4 @@ fi
 
 trap - EXIT
 cleanup
-if ((${#errs[@]})); then (IFS=; echo "figures: $(printf '%s, ' "${figs[@]}" | sed 's/, $//')"); fi
 finish "$name"

@@ -7,9 +7,7 @@
 set -euo pipefail
 # shellcheck disable=SC1091 # lib.sh: followed by shellcheck -x
 . "$(dirname "$0")/../lib.sh"
-name=12-root-way-in
-errs=()
-figs=()
+check_begin 12-root-way-in
 tool=/usr/local/bin/vm-cgroup.sh
 admin_slice=/user.slice/user-$(ssh_root 'id -u admin').slice
 bob_uid=$(ssh_root 'id -u bob')

@@ -11,9 +11,7 @@
 set -euo pipefail
 # shellcheck disable=SC1091 # lib.sh: followed by shellcheck -x
 . "$(dirname "$0")/../lib.sh"
-name=13-io-storm
-errs=()
-figs=()
+check_begin 13-io-storm
 disk_bps=16777216
 mb=100
 alice=$(ssh_root 'id -u alice')
@@ -106,5 +104,4 @@ fi
 trap - EXIT
 ssh_root 'pkill -u alice -xf "sleep 900"' >/dev/null 2>&1 || true
 cleanup
-if ((${#errs[@]})); then (IFS=; echo "figures: $(printf '%s, ' "${figs[@]}" | sed 's/, $//')"); fi
 finish "$name"

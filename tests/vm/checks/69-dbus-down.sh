@@ -5,9 +5,7 @@
 # (systemd-run --user --scope fails), which the escape checks need.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
-name=69-dbus-down
-errs=()
-figs=()
+check_begin 69-dbus-down
 action=$(policy_get login.on_failure deny)
 
 t0=$(guest_now)

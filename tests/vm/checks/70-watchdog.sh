@@ -8,11 +8,8 @@
 # terminal login alice is told.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
-name=70-watchdog
-errs=()
-figs=()
-uid=$(ssh_root 'id -u alice')
-slice=/user.slice/user-$uid.slice
+check_begin 70-watchdog
+alice_slice
 high=$(user_limit alice memory_high)
 max=$(user_limit alice memory_max)
 grace_ms=$(policy_get watchdog.grace 10s | python3 -c '
@@ -208,16 +205,7 @@ fails = sum(1 for l in open(sys.argv[1]) if l.split()[1] == "fail")
 print(f"{statistics.median(ok):.1f} {max(ok):.1f} {fails}" if ok else f"nan nan {fails}")' "$logins")"
 figs+=("root ssh login median ${lmed} s max ${lmax} s")
 ((lfail == 0)) || errs+=("$lfail root ssh logins failed during the runaway")
-ssh_root 'touch /tmp/bob-probe.stop'
-if wait_until 30 ssh_root 'test -s /tmp/bob-probe.txt'; then
-    read -r _ _ p99 pmax <<<"$(ssh_root 'cat /tmp/bob-probe.txt')"
-    read -r _ _ i99 imax <<<"$(ssh_root 'cat /tmp/bob-idle.txt' || echo '- - ? ?')"
-    figs+=("bob probe p99 ${p99} ms max ${pmax} ms (idle p99 ${i99} ms max ${imax} ms)")
-    python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < 2000 else 1)" "$pmax" ||
-        errs+=("bob's probe stalled ${pmax} ms")
-else
-    errs+=("bob's probe died")
-fi
+bob_probe_end /tmp/bob-idle.txt
 
 # At her next terminal login alice is told (pam_contain shows the watchdog's notice).
 if ssh_root "test -s /var/lib/contain/notices/$uid"; then
@@ -239,7 +227,6 @@ ssh_root 'pkill -u alice -f vm-grow.py; pkill -u alice -x sleep; su - alice -c "
 kill "$other" 2>/dev/null || true
 wait "$other" 2>/dev/null || true
 if ((${#errs[@]})); then
-    (IFS=; echo "figures: $(printf '%s, ' "${figs[@]}" | sed 's/, $//')")
     echo "----- contain-watchdog journal (debug) -----"
     ssh_root "journalctl -u contain-watchdog.service --since @${t0%.*} --no-pager -o short-monotonic | tail -n 60" || true
 fi

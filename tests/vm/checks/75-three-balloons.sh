@@ -6,9 +6,7 @@
 # vm-suites: trixie
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
-name=75-three-balloons
-errs=()
-figs=()
+check_begin 75-three-balloons
 users=(admin alice bob)
 each=650 # MiB: above memory_high, below every user's memory_max; 3 x 650M > the 2G guest
 agg=$(policy_get user_slice.memory_max)

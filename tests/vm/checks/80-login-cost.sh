@@ -5,9 +5,7 @@
 # and fails only if a login fails or the stack is not restored.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
-name=80-login-cost
-errs=()
-figs=()
+check_begin 80-login-cost
 runs=${LOGIN_COST_RUNS:-12}
 # Minutes of logins per suite: one suite gives the figure (LOGIN_COST_SUITES widens it).
 if [[ " ${LOGIN_COST_SUITES:-bookworm} " != *" $VM_SUITE "* ]]; then

@@ -8,9 +8,7 @@
 # line: the remove must warn, and the leftover line must lock nobody out, root included.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
-name=99-remove
-errs=()
-figs=()
+check_begin 99-remove
 
 # Runtime caps on alice's live slice (containctl apply sets them as pam_contain's repairs
 # do), and a metrics textfile for node-exporter.
