@@ -27,6 +27,6 @@ pub fn unroot(host: &Host, policy: &mut Policy) {
         *s = host.unroot(s);
     }
     for o in policy.overrides.iter_mut() {
-        o.origin.file = host.unroot(&o.origin.file);
+        o.origin.file = host.unroot(&o.origin.file).into();
     }
 }

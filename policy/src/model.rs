@@ -3,11 +3,13 @@
 use crate::value::{CpuQuota, CpuSet, IoBandwidth, Permyriad, Size, Span, Tasks};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 /// Where a setting came from, for messages and `containctl explain`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Origin {
-    pub file: String,
+    /// Shared by every origin in the file: 10,000 overrides hold one copy of its path.
+    pub file: Arc<str>,
     pub line: u32,
     pub column: u32,
 }

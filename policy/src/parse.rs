@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::fmt;
 use std::hash::BuildHasherDefault;
+use std::sync::Arc;
 
 /// One policy file's text and the path to name in messages.
 #[derive(Clone, Copy, Debug)]
@@ -90,21 +91,22 @@ impl Lines {
 
 struct Diags<'a> {
     files: &'a [Source<'a>],
+    /// The files' paths, made once for every origin to share.
+    paths: Vec<Arc<str>>,
     lines: Vec<Lines>,
     out: Vec<Diagnostic>,
 }
 
 impl Diags<'_> {
-    fn place(&mut self, at: &Loc) -> (String, u32, u32) {
+    fn line_column(&mut self, at: &Loc) -> (u32, u32) {
         let file = at.file as usize;
-        let (line, column) = self.lines[file].line_column(self.files[file].text, at.offset as usize);
-        (self.files[file].path.to_string(), line, column)
+        self.lines[file].line_column(self.files[file].text, at.offset as usize)
     }
 
     fn error(&mut self, at: &Loc, message: impl Into<String>, help: Option<String>) {
-        let (file, line, column) = self.place(at);
+        let (line, column) = self.line_column(at);
         self.out.push(Diagnostic {
-            file,
+            file: self.files[at.file as usize].path.to_string(),
             line,
             column,
             message: message.into(),
@@ -113,7 +115,8 @@ impl Diags<'_> {
     }
 
     fn origin(&mut self, at: &Loc) -> Origin {
-        let (file, line, column) = self.place(at);
+        let (line, column) = self.line_column(at);
+        let file = self.paths[at.file as usize].clone();
         Origin { file, line, column }
     }
 }
@@ -123,6 +126,7 @@ impl Diags<'_> {
 pub fn parse<'a>(sources: &[Source<'a>]) -> Result<Policy, Vec<Diagnostic>> {
     let mut d = Diags {
         files: sources,
+        paths: sources.iter().map(|s| Arc::from(s.path)).collect(),
         lines: sources.iter().map(|_| Lines::default()).collect(),
         out: Vec::new(),
     };

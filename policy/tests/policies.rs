@@ -162,7 +162,7 @@ fn dropins_merge_in_order_and_overrides_accumulate() {
     assert_eq!(p.users.limits.memory_high, Some(Size::Bytes(1 << 30)));
     assert_eq!(p.users.limits.memory_max, Some(Size::Bytes(4 << 30)));
     assert_eq!(p.overrides.len(), 2);
-    assert_eq!(p.overrides[1].origin.file, "policy.d/10-big.toml");
+    assert_eq!(&*p.overrides[1].origin.file, "policy.d/10-big.toml");
 }
 
 #[test]
