@@ -4,7 +4,7 @@ use crate::host::Host;
 use crate::policy;
 use crate::progress;
 use crate::render::{self, FileDiff, State};
-use crate::status::user_limits;
+use crate::status::{uid_of_user_slice, user_limits};
 use crate::{OK, PROBLEMS, emit};
 use contain_host::Stats;
 use contain_host::cgroupfs::children;
@@ -98,11 +98,7 @@ pub fn run(host: &Host, loaded: &Loaded) -> Report {
     // 2. Running user slices: runtime properties win over every drop-in, pam_contain's old
     //    repairs included, so set the policy's values there too.
     for (cg, unit, stats) in before {
-        let Some(uid) = unit
-            .strip_prefix("user-")
-            .and_then(|s| s.strip_suffix(".slice"))
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
+        let Some(uid) = uid_of_user_slice(&unit) else {
             continue;
         };
         let (user, limits) = user_limits(&loaded.policy, host, uid);

@@ -52,21 +52,17 @@ pub fn parse_oomd_journal(text: &str) -> OomdKills {
     kills
 }
 
+/// journalctl's arguments for systemd-oomd's messages, their text only.
+pub const OOMD_JOURNAL_ARGS: [&str; 6] = ["-q", "--no-pager", "-o", "cat", "-u", "systemd-oomd.service"];
+
 /// Reads oomd's kills of this boot from the journal; `None` where there is no journal to ask.
 pub fn oomd_kills(host: &Host) -> Option<OomdKills> {
     if !host.is_live() {
         return None;
     }
     let out = std::process::Command::new("journalctl")
-        .args([
-            "-b",
-            "-q",
-            "--no-pager",
-            "-o",
-            "cat",
-            "-u",
-            "systemd-oomd.service",
-        ])
+        .arg("-b")
+        .args(OOMD_JOURNAL_ARGS)
         .stderr(std::process::Stdio::null())
         .output()
         .ok()?;

@@ -8,6 +8,7 @@
 //! on failure and on Ctrl-C too. A real user's slice is never touched.
 
 use crate::host::{Host, key_values};
+use crate::metrics::OOMD_JOURNAL_ARGS;
 use crate::policy;
 use crate::progress;
 use crate::{OK, PROBLEMS, USAGE, emit};
@@ -455,18 +456,10 @@ fn oomd_ends_a_thrashing_workload_and_spares_its_neighbour(
     let elapsed = t0.elapsed();
     let reaction = above_since.map(|t| format!("{:.1}", t.elapsed().as_secs_f64()));
     let result = show(&unit, "Result");
+    let since_arg = format!("@{since}");
     let journal = run(
         "journalctl",
-        &[
-            "-q",
-            "--no-pager",
-            "-o",
-            "cat",
-            "-u",
-            "systemd-oomd.service",
-            "--since",
-            &format!("@{since}"),
-        ],
+        &[&OOMD_JOURNAL_ARGS[..], &["--since", &since_arg]].concat(),
     )
     .unwrap_or_default();
     let killed_line = journal

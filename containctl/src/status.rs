@@ -6,7 +6,7 @@ use crate::policy;
 use crate::table::{Table, bytes};
 use crate::{OK, PROBLEMS, emit};
 use contain_host::Outcome;
-use contain_host::cgroupfs::{children, walk};
+use contain_host::cgroupfs::{self, children, walk};
 use contain_host::drift::{Machine, Mismatch, compare};
 use contain_host::{Cap, Stats};
 use contain_policy::value::{Size, Tasks};
@@ -90,25 +90,10 @@ impl Report {
 
 /// The cgroup path of a slice unit: `system-t3\x2dserve.slice` → `/system.slice/system-t3\x2dserve.slice`.
 pub fn slice_path(slice: &str) -> String {
-    let Some(stem) = slice.strip_suffix(".slice") else {
-        return format!("/{slice}");
-    };
-    if stem == "-" {
-        return "/".into();
-    }
-    let mut path = String::new();
-    let mut prefix = String::new();
-    for part in stem.split('-') {
-        if !prefix.is_empty() {
-            prefix.push('-');
-        }
-        prefix.push_str(part);
-        path.push_str(&format!("/{prefix}.slice"));
-    }
-    path
+    format!("/{}", cgroupfs::slice_path(slice).display())
 }
 
-fn uid_of_user_slice(name: &str) -> Option<u32> {
+pub fn uid_of_user_slice(name: &str) -> Option<u32> {
     name.strip_prefix("user-")?.strip_suffix(".slice")?.parse().ok()
 }
 

@@ -5,9 +5,10 @@
 //! write the scope's cgroup into a file shaped like /proc/self/cgroup, as systemd moving the
 //! process would change the real one.
 
+use contain_host::cgroupfs::slice_path;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -208,26 +209,6 @@ fn show(value: &Variant<'_>) -> String {
     }
 }
 
-/// `/user.slice/user-1000.slice` for `user-1000.slice`, as systemd nests slices by their dashes.
-pub fn slice_path(slice: &str) -> String {
-    let stem = slice.strip_suffix(".slice").unwrap_or(slice);
-    if stem == "-" || stem.is_empty() {
-        return String::new();
-    }
-    let mut path = String::new();
-    let mut prefix = String::new();
-    for part in stem.split('-') {
-        if !prefix.is_empty() {
-            prefix.push('-');
-        }
-        prefix.push_str(part);
-        path.push('/');
-        path.push_str(&prefix);
-        path.push_str(".slice");
-    }
-    path
-}
-
 impl FakeManager {
     fn record(&self, method: &str, unit: &str, detail: String, props: &[(String, OwnedVariant)]) -> Answer {
         let mut state = lock(&self.state);
@@ -379,7 +360,8 @@ impl FakeManager {
                 .map(|(_, v)| show(&Variant::from(v.clone())));
             let file = lock(&self.state).cgroup_file.clone();
             if let (Some(file), Some(slice)) = (file, slice) {
-                std::fs::write(&file, format!("0::{}/{name}\n", slice_path(&slice)))
+                let cgroup = Path::new("/").join(slice_path(&slice)).join(&name);
+                std::fs::write(&file, format!("0::{}\n", cgroup.display()))
                     .map_err(|e| zbus::fdo::Error::Failed(format!("fake: {}: {e}", file.display())))?;
             }
         }
