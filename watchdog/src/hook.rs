@@ -195,25 +195,13 @@ impl Hooks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::Reason;
     use std::fs;
-
-    const M: u64 = 1 << 20;
 
     fn kill() -> Kill {
         Kill {
-            time: 1_795_698_300,
-            uid: Some(1001),
-            user: Some("alice".into()),
-            cgroup: "/user.slice/user-1001.slice".into(),
-            pid: Some(1234),
             comm: Some("evil\nname".into()),
-            usage: 812 * M,
-            high: Some(600 * M),
             max: None,
-            reason: Reason::Throttled,
-            throttled_secs: Some(10),
-            no_swap: true,
+            ..crate::report::tests::kill()
         }
     }
 

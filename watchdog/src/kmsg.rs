@@ -278,12 +278,19 @@ mod tests {
         assert!(parse_message("audit: Killed process 1 (init) total-vm:1kB, UID:0").is_none());
     }
 
-    #[test]
-    fn the_name_comes_from_the_killed_line_the_cgroup_from_the_summary() {
+    /// A Kmsg over a regular file that holds `records` before it is opened; the directory
+    /// lives as long as the returned guard.
+    fn kmsg_over(records: &str) -> (tempfile::TempDir, Kmsg) {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("kmsg");
-        std::fs::write(&path, "").expect("write");
-        let mut k = Kmsg::open(&path).expect("open");
+        std::fs::write(&path, records).expect("write");
+        let k = Kmsg::open(&path).expect("open");
+        (dir, k)
+    }
+
+    #[test]
+    fn the_name_comes_from_the_killed_line_the_cgroup_from_the_summary() {
+        let (_dir, mut k) = kmsg_over("");
         let scope = SUMMARY.replace("session-3.scope", "s,task=t");
         k.take(&format!("3,2,100,-;{scope}\n"));
         k.take(&format!("3,3,101,-;{KILLED}\n"));
@@ -295,10 +302,7 @@ mod tests {
 
     #[test]
     fn records_from_a_file_are_merged_and_claimed_by_cgroup() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("kmsg");
-        std::fs::write(&path, "6,1,1,-;old record before we started\n").expect("write");
-        let mut k = Kmsg::open(&path).expect("open");
+        let (_dir, mut k) = kmsg_over("6,1,1,-;old record before we started\n");
         // kmsg hands out one record per read; a regular file hands out all at once, so feed one.
         k.take(&format!("3,2,100,-;{SUMMARY}\n SUBSYSTEM=x\n"));
         k.take(&format!("3,3,101,-;{KILLED}\n"));

@@ -346,12 +346,13 @@ impl Paths {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const M: u64 = 1 << 20;
 
-    fn kill() -> Kill {
+    /// alice's stress-ng, ended after 10 s throttled at her 600M memory_high: what tests start from.
+    pub(crate) fn kill() -> Kill {
         Kill {
             time: 1_795_698_300, // 2026-11-26 13:05 UTC
             uid: Some(1001),

@@ -11,23 +11,14 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 const M: u64 = 1 << 20;
+const HIGH: u64 = 600 * M;
 const MAX: u64 = 800 * M;
 
-const POLICY: &str = r#"
-[users]
-memory_high = "600M"
-memory_max = "800M"
-memory_swap_max = 0
-exempt_uid_below = 1000
-
-[watchdog]
-enabled = true
-grace = "2s"
-"#;
+static POLICY: LazyLock<String> = LazyLock::new(|| watchdog_policy(HIGH, MAX));
 
 /// A fake user-4242.slice with the files the watchdog reads.
 struct Slice {
@@ -41,7 +32,7 @@ impl Slice {
         // An exempt system account's slice next to it: never touched.
         fs::create_dir_all(root.join("user.slice/user-999.slice")).expect("mkdir");
         let s = Slice { dir };
-        s.write("memory.high", &(600 * M).to_string());
+        s.write("memory.high", &HIGH.to_string());
         s.write("memory.max", &MAX.to_string());
         s.write("memory.swap.max", "0");
         s.write("cgroup.procs", "");
@@ -198,7 +189,7 @@ fn a_runaway_stuck_at_high_is_ended_and_the_user_told() {
     let mut sibling = sleeper();
     assert!(wait_for(Duration::from_secs(10), || rss_kb(balloon.id()) > 60_000));
     let slice = Slice::new(&root, &[sibling.id(), balloon.id()]);
-    let wd = Watchdog::start(base.path(), &root, POLICY);
+    let wd = Watchdog::start(base.path(), &root, &POLICY);
     assert_eq!(
         wd.counters().expect("counters")["watching"],
         1,
@@ -275,7 +266,7 @@ fn spikes_and_cheap_reclaim_are_left_alone_and_kernel_kills_are_reported() {
     let mut victim = sleeper();
     let mut sibling = sleeper();
     let slice = Slice::new(&root, &[sibling.id(), victim.id()]);
-    let mut wd = Watchdog::start(base.path(), &root, POLICY);
+    let mut wd = Watchdog::start(base.path(), &root, &POLICY);
     let k = kernel(&slice, victim.id());
 
     // Page-cache churn: at the ceiling with reclaim events for twice the grace, barely stalled.
@@ -344,7 +335,7 @@ fn without_stall_evidence_nothing_is_killed_and_that_is_said_once() {
     let root = base.path().join("cgroup");
     let mut victim = sleeper();
     let slice = Slice::new(&root, &[victim.id()]);
-    let wd = Watchdog::start(base.path(), &root, POLICY);
+    let wd = Watchdog::start(base.path(), &root, &POLICY);
     let k = kernel(&slice, victim.id());
     // At the ceiling with reclaim events for three times the grace period, memory.pressure gone.
     k.set(Load::AtHighWithoutPsi);
@@ -375,7 +366,7 @@ fn a_kill_that_brings_no_relief_is_not_repeated() {
     let victim = sleeper();
     let mut sibling = sleeper();
     let slice = Slice::new(&root, &[sibling.id(), victim.id()]);
-    let wd = Watchdog::start(base.path(), &root, POLICY);
+    let wd = Watchdog::start(base.path(), &root, &POLICY);
     let k = kernel(&slice, victim.id());
     // The memory is in tmpfs: killing the victim frees none of it, the stall goes on.
     k.held.store(true, Ordering::Relaxed);
@@ -444,7 +435,7 @@ fn new_cgroups_are_picked_up_and_policy_edits_apply_at_once() {
 
     // The admin switches it on, the way an editor saves (new file, rename): applied at once.
     let dir = base.path().join("root/etc/contain");
-    fs::write(dir.join(".policy.toml.new"), POLICY).expect("write");
+    fs::write(dir.join(".policy.toml.new"), POLICY.as_str()).expect("write");
     fs::rename(dir.join(".policy.toml.new"), dir.join("policy.toml")).expect("rename");
     let k = kernel(&slice, victim.id());
     k.set(Load::AtHigh { stall: 900 });

@@ -18,17 +18,6 @@ const M: u64 = 1 << 20;
 const HIGH: u64 = 96 * M;
 const MAX: u64 = 160 * M;
 
-const POLICY: &str = r#"
-[users]
-memory_high = "96M"
-memory_max = "160M"
-memory_swap_max = 0
-exempt_uid_below = 1000
-
-[watchdog]
-grace = "2s"
-"#;
-
 /// Why cgroup2 cannot be used here, or `None` when it can.
 fn unusable() -> Option<String> {
     let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
@@ -131,7 +120,7 @@ fn a_real_throttled_balloon_is_killed_and_its_sibling_lives() {
     let (tree, slice) = setup().unwrap_or_else(|e| panic!("cannot create a memory cgroup here: {e}"));
     let scope = slice.join("session-1.scope");
     let base = tempfile::tempdir().expect("tempdir");
-    let wd = Watchdog::start(base.path(), &tree.base, POLICY);
+    let wd = Watchdog::start(base.path(), &tree.base, &watchdog_policy(HIGH, MAX));
     assert_eq!(
         wd.counters().expect("counters")["watching"],
         1,

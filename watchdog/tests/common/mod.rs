@@ -13,6 +13,18 @@ use std::time::{Duration, Instant};
 /// tests run as root, since root's processes are never a user's runaway.
 pub const SLICE_UID: u32 = 4242;
 
+/// A policy capping each user at `high` and `max` bytes (whole MiB) with no swap, the watchdog
+/// on with a 2 s grace.
+pub fn watchdog_policy(high: u64, max: u64) -> String {
+    let mib = |bytes: u64| bytes >> 20;
+    format!(
+        "[users]\nmemory_high = \"{}M\"\nmemory_max = \"{}M\"\nmemory_swap_max = 0\nexempt_uid_below = 1000\n\n\
+         [watchdog]\nenabled = true\ngrace = \"2s\"\n",
+        mib(high),
+        mib(max)
+    )
+}
+
 pub fn running_as_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
