@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A fork bomb of alice's is bounded by her slice's TasksMax: of 10,000 forks only those
+# A fork bomb of alice's is bounded by her slice's TasksMax: of 3,000 forks only those
 # up to pids.max succeed, the rest fail with EAGAIN, pids.current never passes pids.max,
 # and a fresh root login gets in meanwhile.
 # vm-suites: trixie
@@ -9,7 +9,7 @@ set -euo pipefail
 check_begin 10-forkbomb
 alice_slice
 tasks=$(user_limit alice tasks_max)
-tries=10000
+tries=3000
 gdir=/tmp/contain-bomb
 # What a root login may take while alice's slice is full (an idle one takes 2-4 s under TCG).
 login_bound=30

@@ -8,8 +8,8 @@ set -euo pipefail
 check_begin 80-login-cost
 runs=${LOGIN_COST_RUNS:-12}
 # Minutes of logins per suite: one suite gives the figure (LOGIN_COST_SUITES widens it).
-if [[ " ${LOGIN_COST_SUITES:-bookworm} " != *" $VM_SUITE "* ]]; then
-    pass "$name" "measured on ${LOGIN_COST_SUITES:-bookworm} only"
+if [[ " ${LOGIN_COST_SUITES:-trixie} " != *" $VM_SUITE "* ]]; then
+    pass "$name" "measured on ${LOGIN_COST_SUITES:-trixie} only"
     exit 0
 fi
 
