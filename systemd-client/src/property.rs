@@ -238,4 +238,60 @@ mod tests {
             "ManagedOOMMemoryPressureLimit=2576980377"
         );
     }
+
+    /// The package's postrm removes the runtime drop-ins these properties leave on user slices
+    /// (systemd names them 50-SETTING.conf, after the unit-file setting): a property added here
+    /// and not there would outlive the package until the next boot.
+    #[test]
+    fn postrm_removes_every_runtime_drop_in_contain_sets() {
+        let postrm = include_str!("../../packaging/debian/postrm");
+        let list: String = postrm
+            .split_once("for prop in ")
+            .and_then(|(_, rest)| rest.split_once("; do"))
+            .map(|(props, _)| props.replace("\\\n", " "))
+            .expect("postrm has its `for prop in ...; do` loop");
+        let removed: Vec<&str> = list.split_whitespace().collect();
+        for shares in [false, true] {
+            let size = |b| {
+                if shares {
+                    Size::Permyriad(5000)
+                } else {
+                    Size::Bytes(b)
+                }
+            };
+            let limits = Limits {
+                memory_high: Some(size(1 << 30)),
+                memory_max: Some(size(2 << 30)),
+                memory_swap_max: Some(size(0)),
+                tasks_max: Some(if shares {
+                    Tasks::Permyriad(100)
+                } else {
+                    Tasks::Count(64)
+                }),
+                cpu_weight: Some(100),
+                io_weight: Some(100),
+                cpu_quota: Some(CpuQuota::Permyriad(10_000)),
+                allowed_cpus: Some(CpuSet::parse("0").unwrap()),
+                io_read_bandwidth_max: Some(IoBandwidth {
+                    bytes_per_sec: Some(1 << 20),
+                    devices: vec!["/".into()],
+                }),
+                io_write_bandwidth_max: Some(IoBandwidth {
+                    bytes_per_sec: Some(1 << 20),
+                    devices: vec!["/".into()],
+                }),
+            };
+            for p in properties_for(&limits) {
+                let setting = match p.name {
+                    "CPUQuotaPerSecUSec" => "CPUQuota",
+                    n => n.strip_suffix("Scale").unwrap_or(n),
+                };
+                assert!(
+                    removed.contains(&setting),
+                    "postrm leaves 50-{setting}.conf ({}); it removes {removed:?}",
+                    p.name
+                );
+            }
+        }
+    }
 }
