@@ -7,7 +7,7 @@ use crate::{OK, USAGE, emit};
 use contain_host::Cap;
 use contain_host::Machine;
 use contain_host::Outcome;
-use contain_policy::value::human_bytes;
+use contain_policy::value::{Size, Tasks, human_bytes};
 use contain_policy::{Exemption, FailureAction, Policy, Resolution, Rule, unit};
 use serde::Serialize;
 use std::path::Path;
@@ -53,18 +53,23 @@ pub fn explain(host: &Host, policy: &Policy, who: &str) -> Option<Explained> {
     let m = Machine::of(host);
     let mut limits = Vec::new();
     if let Resolution::Capped(eff) = &resolution {
-        let size = |s: contain_policy::value::Size| match m.size(s) {
+        let size = |s: &Size| match m.size(*s) {
             Cap::Value(v) => Some(human_bytes(v)),
             Cap::Max | Cap::Unreadable => None,
         };
+        // One line per limit the user has, in unit-file order; `resolve` gives the figure
+        // this machine makes of it, where that differs from the value as written.
         macro_rules! line {
+            ($field:ident, $prop:literal) => {
+                line!($field, $prop, |_| None)
+            };
             ($field:ident, $prop:literal, $resolve:expr) => {
                 if let Some(s) = &eff.$field {
                     let resolve: &dyn Fn(_) -> Option<String> = &$resolve;
                     limits.push(Line {
                         property: $prop,
                         value: s.value.to_string(),
-                        resolved: resolve(s.value),
+                        resolved: resolve(&s.value),
                         rule: rule_text(&s.rule),
                     });
                 }
@@ -73,41 +78,16 @@ pub fn explain(host: &Host, policy: &Policy, who: &str) -> Option<Explained> {
         line!(memory_high, "MemoryHigh", size);
         line!(memory_max, "MemoryMax", size);
         line!(memory_swap_max, "MemorySwapMax", size);
-        line!(tasks_max, "TasksMax", |t| match m.tasks(t) {
+        line!(tasks_max, "TasksMax", |t: &Tasks| match m.tasks(*t) {
             Cap::Value(v) => Some(v.to_string()),
             Cap::Max | Cap::Unreadable => None,
         });
-        line!(cpu_weight, "CPUWeight", |_: u16| None);
-        line!(io_weight, "IOWeight", |_: u16| None);
-        if let Some(q) = &eff.cpu_quota {
-            limits.push(Line {
-                property: "CPUQuota",
-                value: q.value.to_string(),
-                resolved: None,
-                rule: rule_text(&q.rule),
-            });
-        }
-        if let Some(cpus) = &eff.allowed_cpus {
-            limits.push(Line {
-                property: "AllowedCPUs",
-                value: cpus.value.to_string(),
-                resolved: None,
-                rule: rule_text(&cpus.rule),
-            });
-        }
-        for (property, cap) in [
-            ("IOReadBandwidthMax", &eff.io_read_bandwidth_max),
-            ("IOWriteBandwidthMax", &eff.io_write_bandwidth_max),
-        ] {
-            if let Some(cap) = cap {
-                limits.push(Line {
-                    property,
-                    value: cap.value.to_string(),
-                    resolved: None,
-                    rule: rule_text(&cap.rule),
-                });
-            }
-        }
+        line!(cpu_weight, "CPUWeight");
+        line!(io_weight, "IOWeight");
+        line!(cpu_quota, "CPUQuota");
+        line!(allowed_cpus, "AllowedCPUs");
+        line!(io_read_bandwidth_max, "IOReadBandwidthMax");
+        line!(io_write_bandwidth_max, "IOWriteBandwidthMax");
     }
     Some(Explained {
         slice: unit::user_slice(account.uid),

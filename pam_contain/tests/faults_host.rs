@@ -8,7 +8,7 @@ mod common;
 
 use common::in_process::*;
 use common::*;
-use contain_systemd::fake::{Answer, FakeSystemd};
+use contain_systemd::fake::Answer;
 use std::ffi::c_int;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -66,28 +66,12 @@ fn the_host_survives_every_fault() {
     // A real account on every Debian system, capped by the test policy (uid >= 1000).
     let nobody = 65534;
     let (user, root) = (Some(&b"nobody"[..]), Some(&b"root"[..]));
-    let dir = std::env::temp_dir().join(format!("pam-contain-faults-host-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
+    let (dir, fake) = host_root("faults-host", POLICY);
     let slice = dir.join(format!("sys/fs/cgroup/user.slice/user-{nobody}.slice"));
     fs::create_dir_all(&slice).expect("tmp");
-    // The module's one root (`root=`): the host's paths under it.
-    for sub in ["var/lib/contain/notices", "etc/contain", "proc/self"] {
-        fs::create_dir_all(dir.join(sub)).expect("tmp");
-    }
     let policy = dir.join("etc/contain/policy.toml");
-    fs::write(&policy, POLICY).expect("policy");
     let proc_cgroup = dir.join("proc/self/cgroup");
-    let fake = FakeSystemd::start().expect("dbus-daemon and the fake systemd start");
-    // SAFETY: the only test in this binary; set before any module call reads it.
-    unsafe { std::env::set_var("CONTAIN_SYSTEM_BUS_ADDRESS", fake.address()) };
-    let service = |extra: &str| {
-        let line = format!(
-            "session required {} timeout={TIMEOUT_MS} root={} {extra}\n",
-            module_path().display(),
-            dir.display(),
-        );
-        fs::write(dir.join("contain"), line).expect("service file");
-    };
+    let service = |extra: &str| write_service(&dir, TIMEOUT_MS, extra);
     service("");
     let in_slice = || {
         fs::write(

@@ -7,35 +7,19 @@ mod common;
 
 use common::in_process::*;
 use common::*;
-use contain_systemd::fake::{Answer, FakeSystemd};
+use contain_systemd::fake::Answer;
 use std::fs;
+
+const TIMEOUT_MS: u64 = 400;
 
 #[test]
 fn the_module_inside_a_host_process() {
     require_tools();
     // A real account that exists on every Debian system; the policy caps uid >= 1000.
     let nobody = 65534;
-    let dir = std::env::temp_dir().join(format!("pam-contain-host-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(dir.join("sys/fs/cgroup/user.slice")).expect("tmp");
-    // The module's one root (`root=`): the host's paths under it.
-    for sub in ["var/lib/contain/notices", "etc/contain", "proc/self"] {
-        fs::create_dir_all(dir.join(sub)).expect("tmp");
-    }
-    fs::write(dir.join("etc/contain/policy.toml"), POLICY).expect("policy");
+    let (dir, fake) = host_root("host", POLICY);
     let proc_cgroup = dir.join("proc/self/cgroup");
-    let fake = FakeSystemd::start().expect("dbus-daemon and the fake systemd start");
-    // SAFETY: the only test in this binary, and set before any thread reads it.
-    unsafe { std::env::set_var("CONTAIN_SYSTEM_BUS_ADDRESS", fake.address()) };
-    let write_service = |extra: &str| {
-        let line = format!(
-            "session required {} timeout=400 root={} {extra}\n",
-            module_path().display(),
-            dir.display(),
-        );
-        fs::write(dir.join("contain"), line).expect("service file");
-    };
-    write_service("");
+    write_service(&dir, TIMEOUT_MS, "");
     let set_cgroup = |path: &str| fs::write(&proc_cgroup, format!("0::{path}\n")).expect("proc_cgroup");
     let slice = format!("/user.slice/user-{nobody}.slice");
 
@@ -84,7 +68,7 @@ fn the_module_inside_a_host_process() {
 
     // 5. A panic inside the module fails this call, never root's; the host lives on and the
     // next call works.
-    write_service("panic_for_test");
+    write_service(&dir, TIMEOUT_MS, "panic_for_test");
     let rc = login(&dir, "nobody", None);
     assert_eq!(rc, PAM_SESSION_ERR, "a panic must not pass as success");
     assert_eq!(
@@ -92,7 +76,7 @@ fn the_module_inside_a_host_process() {
         PAM_SUCCESS,
         "a panic never locks root out"
     );
-    write_service("");
+    write_service(&dir, TIMEOUT_MS, "");
     assert_eq!(
         login(&dir, "nobody", None),
         PAM_SUCCESS,

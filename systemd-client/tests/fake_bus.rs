@@ -3,7 +3,7 @@
 
 use contain_policy::Limits;
 use contain_policy::value::{CpuQuota, CpuSet, IoBandwidth, Size, Tasks};
-use contain_systemd::fake::{Answer, FakeSystemd};
+use contain_systemd::fake::{Answer, Call, FakeSystemd};
 use contain_systemd::*;
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,16 @@ fn threads() -> Vec<String> {
         .unwrap_or_default();
     names.sort();
     names
+}
+
+/// Checks one recorded call: its method, unit and detail, then its properties in order.
+fn assert_call(call: &Call, (method, unit, detail): (&str, &str, &str), properties: &[&str]) {
+    assert_eq!(
+        (call.method.as_str(), call.unit.as_str(), call.detail.as_str()),
+        (method, unit, detail),
+        "{call:?}"
+    );
+    assert_eq!(call.properties, properties, "{call:?}");
 }
 
 #[test]
@@ -54,12 +64,10 @@ fn calls_reach_systemd_as_systemctl_would_send_them() {
     assert_eq!(threads(), base, "a call must leave no thread behind");
     let calls = fake.take_calls();
     assert_eq!(calls.len(), 1);
-    assert_eq!(calls[0].method, "SetUnitProperties");
-    assert_eq!(calls[0].unit, "user-1001.slice");
-    assert_eq!(calls[0].detail, "runtime=true");
-    assert_eq!(
-        calls[0].properties,
-        [
+    assert_call(
+        &calls[0],
+        ("SetUnitProperties", "user-1001.slice", "runtime=true"),
+        &[
             "MemoryHighScale=1717986918",
             "MemoryMax=17179869184",
             "MemorySwapMax=0",
@@ -69,8 +77,8 @@ fn calls_reach_systemd_as_systemctl_would_send_them() {
             // `ay`: CPUs 0 and 1 in the first byte, 9 in the second.
             "AllowedCPUs=3 2",
             // `a(st)`: a path and bytes per second per device.
-            "IOWriteBandwidthMax=/:20971520 /home:20971520"
-        ]
+            "IOWriteBandwidthMax=/:20971520 /home:20971520",
+        ],
     );
 
     // Reading a property back.
@@ -97,17 +105,15 @@ fn calls_reach_systemd_as_systemctl_would_send_them() {
     start_transient_scope("contain-1001-77.scope", "user-1001.slice", &[77], &[], T).expect("scope");
     assert_eq!(threads(), base, "scope");
     let calls = fake.take_calls();
-    assert_eq!(calls[0].method, "StartTransientUnit");
-    assert_eq!(calls[0].unit, "contain-1001-77.scope");
-    assert_eq!(calls[0].detail, "mode=fail");
-    assert_eq!(
-        calls[0].properties,
-        [
+    assert_call(
+        &calls[0],
+        ("StartTransientUnit", "contain-1001-77.scope", "mode=fail"),
+        &[
             "Slice=user-1001.slice",
             "PIDs=77",
             "Description=contain: session in user-1001.slice",
-            "CollectMode=inactive-or-failed"
-        ]
+            "CollectMode=inactive-or-failed",
+        ],
     );
 
     // A failed job is an error naming its result.

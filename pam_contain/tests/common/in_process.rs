@@ -2,9 +2,10 @@
 //! service directory, a conversation that records what the user would be shown, and the
 //! process's thread list (a PAM call must leave no thread behind).
 
+use contain_systemd::fake::FakeSystemd;
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::ptr;
 use std::sync::Mutex;
 
@@ -118,4 +119,26 @@ pub fn login_as(confdir: &Path, user: Option<&[u8]>, tty: Option<&str>) -> c_int
         pam_end(pamh, rc);
         rc
     }
+}
+
+/// [`super::module_root`] for a test that loads the module in this process, and a fake systemd
+/// the module is pointed at. The bus address is process-wide: the caller is the only test in
+/// its binary.
+pub fn host_root(name: &str, policy: &str) -> (PathBuf, FakeSystemd) {
+    let dir = super::module_root(name, policy);
+    let fake = FakeSystemd::start().expect("dbus-daemon and the fake systemd start");
+    // SAFETY: the only test in its binary, set before any module call reads it.
+    unsafe { std::env::set_var("CONTAIN_SYSTEM_BUS_ADDRESS", fake.address()) };
+    (dir, fake)
+}
+
+/// The service `contain` in `dir`: this build's module, required, with its timeout, the root
+/// and `extra` arguments.
+pub fn write_service(dir: &Path, timeout_ms: u64, extra: &str) {
+    let line = format!(
+        "session required {} timeout={timeout_ms} root={} {extra}\n",
+        super::module_path().display(),
+        dir.display(),
+    );
+    fs::write(dir.join("contain"), line).expect("service file");
 }

@@ -116,6 +116,23 @@ pub fn require_tools() {
     );
 }
 
+/// A fresh directory for the module's one root (`root=`): the policy, cgroupfs,
+/// /proc/self/cgroup and the notices are where they are on a host, under it.
+pub fn module_root(name: &str, policy: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pam-contain-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    for sub in [
+        "sys/fs/cgroup/user.slice",
+        "var/lib/contain/notices",
+        "etc/contain",
+        "proc/self",
+    ] {
+        fs::create_dir_all(dir.join(sub)).expect("module root");
+    }
+    fs::write(dir.join("etc/contain/policy.toml"), policy).expect("policy");
+    dir
+}
+
 pub struct Sandbox {
     pub dir: PathBuf,
     pub fake: Option<FakeSystemd>,
@@ -154,23 +171,11 @@ pub struct Run {
 impl Sandbox {
     pub fn new(name: &str) -> Sandbox {
         require_tools();
-        let dir = std::env::temp_dir().join(format!("pam-contain-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        // The module's one root (`root=`): the policy, cgroupfs, /proc/self/cgroup and the
-        // notices are where they are on a host, under it.
-        for sub in [
-            "svc",
-            "sys/fs/cgroup/user.slice",
-            "var/lib/contain/notices",
-            "etc/contain",
-            "proc/self",
-        ] {
-            fs::create_dir_all(dir.join(sub)).expect("sandbox dir");
-        }
+        let dir = module_root(name, POLICY);
+        fs::create_dir(dir.join("svc")).expect("sandbox dir");
         fs::write(dir.join("passwd"), PASSWD).expect("passwd");
         fs::write(dir.join("group"), GROUP).expect("group");
         let policy = dir.join("etc/contain/policy.toml");
-        fs::write(&policy, POLICY).expect("policy");
         fs::set_permissions(&policy, fs::Permissions::from_mode(0o644)).expect("chmod");
         let fake = FakeSystemd::start().expect("dbus-daemon and the fake systemd start");
         let bus_address = fake.address().to_string();
