@@ -2,8 +2,8 @@
 """The IO benchmark's table: io-table.py OUTDIR PHASE... (the first phase is the idle one).
 
 Medians of root's fresh ssh logins and of the 8 MB O_DIRECT read from system.slice, each
-also as a multiple of the idle median, and alice's write throughput as a share of the
-throttled disk. Exit 1 if a phase has no figures."""
+also as a multiple of the idle median, and alice's write throughput (storm) or read
+throughput (thrash) as a share of the throttled disk. Exit 1 if a phase has no figures."""
 import statistics
 import sys
 
@@ -33,7 +33,8 @@ def main():
     mb = int(setup.get("mb", "0"))
     print(f"disk throttled to {disk:.1f} MB/s; scheduler {setup.get('scheduler')}; "
           f"contain: {setup.get('installed')}; io.cost.qos: {setup.get('iocost') or '-'}")
-    print(f"| phase | root's ssh login, median (n) | x idle | 8 MB direct read, median (n) | x idle | alice 3 x {mb} MB |")
+    thrash = f"; thrash: re-reading {setup['thrash']}" if "thrash" in setup else ""
+    print(f"| phase | root's ssh login, median (n) | x idle | 8 MB direct read, median (n) | x idle | alice (storm: 3 x {mb} MB{thrash}) |")
     print("|---|---|---|---|---|---|")
     rc = 0
     idle_login = idle_probe = None
@@ -51,7 +52,9 @@ def main():
         if i == 0:
             idle_login, idle_probe = login, probe
         storm = f.get("storm_s")
-        if storm is None:
+        if "alice" in f:
+            alice = f["alice"]
+        elif storm is None:
             alice = ""
         elif storm == "unfinished":
             alice = "unfinished"
