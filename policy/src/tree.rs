@@ -94,12 +94,19 @@ fn document_in_chunks(text: &str, file: u32, chunk: usize) -> Result<Entries<'_>
     let mut tokens: Vec<Token> = Vec::with_capacity(chunk.min(text.len() / 2) + 64);
     let mut depth: i64 = 0;
     for token in source.lex() {
-        match token.kind() {
-            TokenKind::LeftSquareBracket | TokenKind::LeftCurlyBracket => depth += 1,
-            TokenKind::RightSquareBracket | TokenKind::RightCurlyBracket => depth -= 1,
-            _ => {}
-        }
-        let cut = depth == 0 && token.kind() == TokenKind::Newline && tokens.len() >= chunk;
+        // One match a token: this loop sees every token of the file.
+        let cut = match token.kind() {
+            TokenKind::LeftSquareBracket | TokenKind::LeftCurlyBracket => {
+                depth += 1;
+                false
+            }
+            TokenKind::RightSquareBracket | TokenKind::RightCurlyBracket => {
+                depth -= 1;
+                false
+            }
+            TokenKind::Newline => depth == 0 && tokens.len() >= chunk,
+            _ => false,
+        };
         tokens.push(token);
         if cut {
             // The builder validates comments and newlines and limits nesting as toml's own
@@ -541,8 +548,11 @@ impl<'a> Builder<'a> {
             None => (false, None),
         };
         if tables && is_array {
+            // Room for a few keys up front: an `[[override]]` holds three or four, and growing an
+            // empty vector costs more than making it.
             let table = self.new_table(Table {
                 at,
+                entries: Vec::with_capacity(4),
                 ..Table::default()
             });
             if let Some(Some(Link::Tables(items))) = self.tables[parent].links.get_mut(i) {
