@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Runs the generator on a fixture root whose /etc/contain/policy.toml is a link to `policy`
@@ -124,11 +124,12 @@ fn missing_policy_applies_the_shipped_default() {
     );
 }
 
-fn broken_policy_falls_back(text: &str, mode: u32, expect: &str) {
+/// The generator on a policy path that `make` fills: it succeeds, applies the built-in default
+/// and says `expect` in its status and on stderr.
+fn policy_falls_back(make: impl FnOnce(&Path), expect: &str) {
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.toml");
-    fs::write(&policy, text).unwrap();
-    fs::set_permissions(&policy, fs::Permissions::from_mode(mode)).unwrap();
+    make(&policy);
     let r = run(policy.to_str().unwrap());
     assert!(
         r.status.success(),
@@ -152,6 +153,16 @@ fn broken_policy_falls_back(text: &str, mode: u32, expect: &str) {
     assert!(r.oomd().join("50-contain.conf").exists());
 }
 
+fn broken_policy_falls_back(text: &str, mode: u32, expect: &str) {
+    policy_falls_back(
+        |policy| {
+            fs::write(policy, text).unwrap();
+            fs::set_permissions(policy, fs::Permissions::from_mode(mode)).unwrap();
+        },
+        expect,
+    );
+}
+
 #[test]
 fn invalid_policy_falls_back_with_located_errors() {
     broken_policy_falls_back(
@@ -172,23 +183,18 @@ fn group_writable_policy_is_refused() {
 
 #[test]
 fn dangling_symlink_policy_falls_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let link = dir.path().join("policy.toml");
-    std::os::unix::fs::symlink(dir.path().join("gone.toml"), &link).unwrap();
-    let r = run(link.to_str().unwrap());
-    assert!(r.status.success());
-    assert_eq!(r.json()["outcome"], "fallback");
-    assert!(r.stderr.contains("cannot read"), "{}", r.stderr);
+    policy_falls_back(
+        |policy| std::os::unix::fs::symlink(policy.with_file_name("gone.toml"), policy).unwrap(),
+        "cannot read",
+    );
 }
 
 #[test]
 fn fifo_policy_is_refused_without_blocking() {
-    let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("policy.toml");
-    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
-    let r = run(fifo.to_str().unwrap());
-    assert_eq!(r.json()["outcome"], "fallback");
-    assert!(r.stderr.contains("not a regular file"), "{}", r.stderr);
+    policy_falls_back(
+        |policy| nix::unistd::mkfifo(policy, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap(),
+        "not a regular file",
+    );
 }
 
 #[test]
@@ -199,12 +205,7 @@ fn oversized_policy_is_refused() {
 
 #[test]
 fn policy_that_is_a_directory_falls_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.toml");
-    fs::create_dir(&policy).unwrap();
-    let r = run(policy.to_str().unwrap());
-    assert!(r.status.success());
-    assert_eq!(r.json()["outcome"], "fallback");
+    policy_falls_back(|policy| fs::create_dir(policy).unwrap(), "not a regular file");
 }
 
 #[test]

@@ -942,13 +942,7 @@ fn a_hostile_policy_file_means_the_built_in_default_and_root_in() {
         let calls = sb.fake().take_calls();
         assert_eq!(calls.len(), 1, "{what}: {calls:?}");
         assert_eq!(calls[0].unit, "user-1001.slice", "{what}");
-        assert!(
-            calls[0]
-                .properties
-                .iter()
-                .any(|p| p.starts_with("MemoryMaxScale=")),
-            "{what}: {calls:?}"
-        );
+        assert!(calls[0].sets("MemoryMaxScale"), "{what}: {calls:?}");
         let root = login_with(&sb, "root", "", tune);
         expect_in(&root, &format!("{what}: root"));
         // Root leaves alice's slice for its own, uncapped: nothing of alice's is touched.

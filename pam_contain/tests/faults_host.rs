@@ -159,11 +159,7 @@ fn the_host_survives_every_fault() {
     attempt(&dir, user, PAM_SUCCESS, "group-writable policy");
     let calls = fake.take_calls();
     assert!(
-        calls.len() == 1
-            && calls[0]
-                .properties
-                .iter()
-                .any(|p| p.starts_with("MemoryMaxScale=")),
+        calls.len() == 1 && calls[0].sets("MemoryMaxScale"),
         "the default's caps: {calls:?}"
     );
     attempt(&dir, root, PAM_SUCCESS, "group-writable policy: root");

@@ -408,13 +408,7 @@ fn an_invalid_policy_falls_back_to_the_default_with_a_warning() {
     // The built-in default caps by shares of RAM: the 2G slice is repaired to them.
     let calls = sb.fake().calls();
     assert_eq!(calls.len(), 1, "{calls:?}");
-    assert!(
-        calls[0]
-            .properties
-            .iter()
-            .any(|p| p.starts_with("MemoryMaxScale=")),
-        "{calls:?}"
-    );
+    assert!(calls[0].sets("MemoryMaxScale"), "{calls:?}");
 }
 
 #[test]

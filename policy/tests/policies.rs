@@ -3,11 +3,14 @@
 use contain_policy::value::{CpuQuota, Size, Span, Tasks};
 use contain_policy::*;
 
+/// The policy of these (path, text) files, in order.
+fn files(files: &[(&str, &str)]) -> Result<Policy, Vec<Diagnostic>> {
+    let sources: Vec<Source> = files.iter().map(|&(path, text)| Source { path, text }).collect();
+    parse(&sources)
+}
+
 fn one(text: &str) -> Result<Policy, Vec<Diagnostic>> {
-    parse(&[Source {
-        path: "policy.toml",
-        text,
-    }])
+    files(&[("policy.toml", text)])
 }
 
 fn errors(text: &str) -> Vec<String> {
@@ -148,17 +151,7 @@ fn root_system_accounts_and_listed_users_are_exempt() {
 fn dropins_merge_in_order_and_overrides_accumulate() {
     let main = "[users]\nmemory_high = \"1G\"\nmemory_max = \"2G\"\n[[override]]\nuser = \"alice\"\nmemory_max = \"3G\"\n";
     let extra = "[users]\nmemory_max = \"4G\"\n[[override]]\nuser = \"bob\"\nmemory_max = \"5G\"\n";
-    let p = parse(&[
-        Source {
-            path: "policy.toml",
-            text: main,
-        },
-        Source {
-            path: "policy.d/10-big.toml",
-            text: extra,
-        },
-    ])
-    .unwrap();
+    let p = files(&[("policy.toml", main), ("policy.d/10-big.toml", extra)]).unwrap();
     assert_eq!(p.users.limits.memory_high, Some(Size::Bytes(1 << 30)));
     assert_eq!(p.users.limits.memory_max, Some(Size::Bytes(4 << 30)));
     assert_eq!(p.overrides.len(), 2);
@@ -169,17 +162,7 @@ fn dropins_merge_in_order_and_overrides_accumulate() {
 fn duplicate_override_across_files_names_both_places() {
     let a = "[[override]]\nuser = \"alice\"\nmemory_max = \"3G\"\n";
     let b = "\n[[override]]\nuser = \"alice\"\nmemory_max = \"5G\"\n";
-    let err = parse(&[
-        Source {
-            path: "a.toml",
-            text: a,
-        },
-        Source {
-            path: "b.toml",
-            text: b,
-        },
-    ])
-    .unwrap_err();
+    let err = files(&[("a.toml", a), ("b.toml", b)]).unwrap_err();
     assert_eq!(err.len(), 1);
     assert_eq!(
         err[0].to_string(),
@@ -391,15 +374,9 @@ fn a_policy_that_caps_no_user_is_refused() {
         assert_eq!(errors(text), [format!("{want}{CAPS_HELP}")], "{name}");
     }
     // An empty main file with a capping drop-in is fine: the merged policy caps.
-    let p = parse(&[
-        Source {
-            path: "policy.toml",
-            text: "",
-        },
-        Source {
-            path: "policy.d/10-caps.toml",
-            text: "[users]\nmemory_max = \"2G\"\n",
-        },
+    let p = files(&[
+        ("policy.toml", ""),
+        ("policy.d/10-caps.toml", "[users]\nmemory_max = \"2G\"\n"),
     ]);
     assert!(p.is_ok(), "{p:?}");
     // Any one finite cap is enough.

@@ -28,6 +28,15 @@ pub struct Call {
     pub properties: Vec<String>,
 }
 
+impl Call {
+    /// Whether the call sets the property `name`, to any value.
+    pub fn sets(&self, name: &str) -> bool {
+        self.properties
+            .iter()
+            .any(|p| p.split_once('=').is_some_and(|(n, _)| n == name))
+    }
+}
+
 /// How the fake answers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer {
