@@ -82,6 +82,11 @@ impl Out {
         let _ = writeln!(self.0, "# HELP {name} {help}");
         let _ = writeln!(self.0, "# TYPE {name} {kind}");
     }
+    /// A family of one sample without labels.
+    fn single(&mut self, name: &str, kind: &str, help: &str, value: &str) {
+        self.family(name, kind, help);
+        self.sample(name, &[], value);
+    }
     fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: &str) {
         let labels: Vec<String> = labels
             .iter()
@@ -246,24 +251,20 @@ pub fn render(report: &Report, extra: &Extra) -> String {
         }
     }
 
-    o.family(
+    o.single(
         "contain_escaped_containers",
         "gauge",
         "Docker container scopes running outside docker.slice (uncapped).",
-    );
-    o.sample(
-        "contain_escaped_containers",
-        &[],
         &report.escaped_containers.len().to_string(),
     );
 
     if let Some(wd) = &report.watchdog {
-        o.family(
+        o.single(
             "contain_watchdog_kills_total",
             "counter",
             "Runaways contain-watchdog ended since it started.",
+            &wd.kills_total.to_string(),
         );
-        o.sample("contain_watchdog_kills_total", &[], &wd.kills_total.to_string());
         o.family(
             "contain_watchdog_oom_kills_seen_total",
             "counter",
@@ -277,14 +278,10 @@ pub fn render(report: &Report, extra: &Extra) -> String {
             );
         }
     }
-    o.family(
+    o.single(
         "contain_watchdog_up",
         "gauge",
         "1 when contain-watchdog's counters are present.",
-    );
-    o.sample(
-        "contain_watchdog_up",
-        &[],
         if report.watchdog.is_some() { "1" } else { "0" },
     );
 
@@ -324,21 +321,21 @@ pub fn render(report: &Report, extra: &Extra) -> String {
         let v = if outcome == Some(name) { "1" } else { "0" };
         o.sample("contain_generator_outcome", &[("outcome", name)], v);
     }
-    o.family(
+    let errors = extra.generator.as_ref().map_or(0, |g| g.errors.len());
+    o.single(
         "contain_generator_errors",
         "gauge",
         "Errors in the generator's last run.",
+        &errors.to_string(),
     );
-    let errors = extra.generator.as_ref().map_or(0, |g| g.errors.len());
-    o.sample("contain_generator_errors", &[], &errors.to_string());
 
-    o.family(
+    let fits = aggregate(extra.policy, report.ram).fits;
+    o.single(
         "contain_policy_fits_ram",
         "gauge",
         "1 when every tree at its maximum plus the system reserve fits in RAM.",
+        if fits { "1" } else { "0" },
     );
-    let fits = aggregate(extra.policy, report.ram).fits;
-    o.sample("contain_policy_fits_ram", &[], if fits { "1" } else { "0" });
     o.0
 }
 

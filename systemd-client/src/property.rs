@@ -166,9 +166,9 @@ mod tests {
         assert_eq!(scale_from_permyriad(20_000), u32::MAX);
     }
 
-    #[test]
-    fn limits_become_typed_properties() {
-        let limits = Limits {
+    /// Every limit set, the memory high point as a share of RAM and the rest in bytes.
+    fn every_limit() -> Limits {
+        Limits {
             memory_high: Some(Size::Permyriad(4000)),
             memory_max: Some(Size::Bytes(16 << 30)),
             memory_swap_max: Some(Size::Bytes(0)),
@@ -185,8 +185,12 @@ mod tests {
                 bytes_per_sec: None,
                 devices: vec!["/".into()],
             }),
-        };
-        let props = properties_for(&limits);
+        }
+    }
+
+    #[test]
+    fn limits_become_typed_properties() {
+        let props = properties_for(&every_limit());
         let shown: Vec<String> = props.iter().map(|p| p.to_string()).collect();
         assert_eq!(
             shown,
@@ -251,36 +255,19 @@ mod tests {
             .map(|(props, _)| props.replace("\\\n", " "))
             .expect("postrm has its `for prop in ...; do` loop");
         let removed: Vec<&str> = list.split_whitespace().collect();
-        for shares in [false, true] {
-            let size = |b| {
-                if shares {
-                    Size::Permyriad(5000)
-                } else {
-                    Size::Bytes(b)
-                }
-            };
-            let limits = Limits {
-                memory_high: Some(size(1 << 30)),
-                memory_max: Some(size(2 << 30)),
-                memory_swap_max: Some(size(0)),
-                tasks_max: Some(if shares {
-                    Tasks::Permyriad(100)
-                } else {
-                    Tasks::Count(64)
-                }),
-                cpu_weight: Some(100),
-                io_weight: Some(100),
-                cpu_quota: Some(CpuQuota::Permyriad(10_000)),
-                allowed_cpus: Some(CpuSet::parse("0").unwrap()),
-                io_read_bandwidth_max: Some(IoBandwidth {
-                    bytes_per_sec: Some(1 << 20),
-                    devices: vec!["/".into()],
-                }),
-                io_write_bandwidth_max: Some(IoBandwidth {
-                    bytes_per_sec: Some(1 << 20),
-                    devices: vec!["/".into()],
-                }),
-            };
+        // Each property in both its forms: in bytes and as a share.
+        let by_share = Limits {
+            memory_high: Some(Size::Permyriad(5000)),
+            memory_max: Some(Size::Permyriad(5000)),
+            memory_swap_max: Some(Size::Permyriad(5000)),
+            tasks_max: Some(Tasks::Permyriad(100)),
+            ..every_limit()
+        };
+        let in_bytes = Limits {
+            memory_high: Some(Size::Bytes(1 << 30)),
+            ..every_limit()
+        };
+        for limits in [in_bytes, by_share] {
             for p in properties_for(&limits) {
                 let setting = match p.name {
                     "CPUQuotaPerSecUSec" => "CPUQuota",
