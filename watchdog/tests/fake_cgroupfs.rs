@@ -168,10 +168,14 @@ impl Kernel {
     }
 }
 
-/// These tests measure the watchdog's timing: run them one at a time, not against each other.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
+/// A test's own base directory, its `cgroup` folder the fake cgroupfs, and the guard that
+/// runs these tests one at a time: they measure the watchdog's timing, not against each other.
+fn serial_base() -> (std::sync::MutexGuard<'static, ()>, tempfile::TempDir, PathBuf) {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+    let one_at_a_time = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let base = tempfile::tempdir().expect("tempdir");
+    let root = base.path().join("cgroup");
+    (one_at_a_time, base, root)
 }
 
 fn sleeper() -> Child {
@@ -182,9 +186,7 @@ fn sleeper() -> Child {
 
 #[test]
 fn a_runaway_stuck_at_high_is_ended_and_the_user_told() {
-    let _one_at_a_time = serial();
-    let base = tempfile::tempdir().expect("tempdir");
-    let root = base.path().join("cgroup");
+    let (_one_at_a_time, base, root) = serial_base();
     let mut balloon = balloon(32, 50, 64).spawn().expect("balloon");
     let mut sibling = sleeper();
     assert!(wait_for(Duration::from_secs(10), || rss_kb(balloon.id()) > 60_000));
@@ -254,15 +256,12 @@ fn a_runaway_stuck_at_high_is_ended_and_the_user_told() {
     );
     assert_eq!(c["recent"][0]["pid"], balloon.id());
     assert!(!base.path().join("run/watchdog.restore").exists());
-    let _ = sibling.kill();
-    let _ = sibling.wait();
+    reap(sibling);
 }
 
 #[test]
 fn spikes_and_cheap_reclaim_are_left_alone_and_kernel_kills_are_reported() {
-    let _one_at_a_time = serial();
-    let base = tempfile::tempdir().expect("tempdir");
-    let root = base.path().join("cgroup");
+    let (_one_at_a_time, base, root) = serial_base();
     let mut victim = sleeper();
     let mut sibling = sleeper();
     let slice = Slice::new(&root, &[sibling.id(), victim.id()]);
@@ -317,10 +316,8 @@ fn spikes_and_cheap_reclaim_are_left_alone_and_kernel_kills_are_reported() {
         "{}",
         wd.log_text()
     );
-    for mut c in [victim, sibling] {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
+    reap(victim);
+    reap(sibling);
 }
 
 /// How many times the log says `needle`.
@@ -330,9 +327,7 @@ fn said(wd: &Watchdog, needle: &str) -> usize {
 
 #[test]
 fn without_stall_evidence_nothing_is_killed_and_that_is_said_once() {
-    let _one_at_a_time = serial();
-    let base = tempfile::tempdir().expect("tempdir");
-    let root = base.path().join("cgroup");
+    let (_one_at_a_time, base, root) = serial_base();
     let mut victim = sleeper();
     let slice = Slice::new(&root, &[victim.id()]);
     let wd = Watchdog::start(base.path(), &root, &POLICY);
@@ -354,15 +349,12 @@ fn without_stall_evidence_nothing_is_killed_and_that_is_said_once() {
     );
     assert!(alive(&mut victim));
     assert_eq!(said(&wd, "gives no stall figure"), 1, "{}", wd.log_text());
-    let _ = victim.kill();
-    let _ = victim.wait();
+    reap(victim);
 }
 
 #[test]
 fn a_kill_that_brings_no_relief_is_not_repeated() {
-    let _one_at_a_time = serial();
-    let base = tempfile::tempdir().expect("tempdir");
-    let root = base.path().join("cgroup");
+    let (_one_at_a_time, base, root) = serial_base();
     let victim = sleeper();
     let mut sibling = sleeper();
     let slice = Slice::new(&root, &[sibling.id(), victim.id()]);
@@ -385,10 +377,8 @@ fn a_kill_that_brings_no_relief_is_not_repeated() {
     );
     assert_eq!(said(&wd, "which brought no relief"), 1, "{}", wd.log_text());
     assert!(alive(&mut sibling), "the sibling must live");
-    for mut c in [victim, sibling] {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
+    reap(victim);
+    reap(sibling);
 }
 
 /// Holds the victim's slice stalled at memory.high until a watchdog with `enabled = false` says
@@ -408,9 +398,7 @@ fn stalled_and_left_to_hang(wd: &Watchdog, slice: &Slice, victim: u32, why: &str
 
 #[test]
 fn new_cgroups_are_picked_up_and_policy_edits_apply_at_once() {
-    let _one_at_a_time = serial();
-    let base = tempfile::tempdir().expect("tempdir");
-    let root = base.path().join("cgroup");
+    let (_one_at_a_time, base, root) = serial_base();
     fs::create_dir_all(root.join("user.slice")).expect("mkdir");
     let wd = Watchdog::start(
         base.path(),
@@ -447,15 +435,12 @@ fn new_cgroups_are_picked_up_and_policy_edits_apply_at_once() {
         Some(victim.id().to_string().as_str())
     );
     assert!(wait_for(Duration::from_secs(2), || !alive(&mut victim)));
-    let _ = victim.kill();
-    let _ = victim.wait();
+    reap(victim);
 }
 
 #[test]
 fn a_slice_seen_before_its_files_is_watched_once_they_are_there() {
-    let _one_at_a_time = serial();
-    let base = tempfile::tempdir().expect("tempdir");
-    let root = base.path().join("cgroup");
+    let (_one_at_a_time, base, root) = serial_base();
     // A slice caught between its mkdir and its memory.events (a fake cgroupfs writes files
     // one by one; the kernel's appear with the directory).
     let mut victim = sleeper();
@@ -480,6 +465,5 @@ fn a_slice_seen_before_its_files_is_watched_once_they_are_there() {
     k.set(Load::Quiet);
     k.finish();
     assert!(alive(&mut victim), "enabled = false: nothing is ended");
-    let _ = victim.kill();
-    let _ = victim.wait();
+    reap(victim);
 }

@@ -171,7 +171,6 @@ fn a_real_throttled_balloon_is_killed_and_its_sibling_lives() {
         "memory.max restored"
     );
     assert!(fs::read_to_string(wd.notices.join("4242")).is_ok_and(|n| n.contains("was ended at")));
-    let _ = sibling.kill();
-    let _ = sibling.wait();
+    reap(sibling);
     drop(tree);
 }

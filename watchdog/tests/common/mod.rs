@@ -68,6 +68,12 @@ pub fn comm(pid: u32) -> String {
         .unwrap_or_default()
 }
 
+/// Ends a child the test started and waits for it, whatever state it is in.
+pub fn reap(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// Alive and not a zombie.
 pub fn alive(child: &mut Child) -> bool {
     matches!(child.try_wait(), Ok(None))
