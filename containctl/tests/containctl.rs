@@ -846,23 +846,21 @@ fn diff_compares_with_the_live_generator_output() {
             .find(|d| d["path"] == p)
             .map(|d| d["state"].as_str().unwrap().to_string())
     };
-    assert_eq!(
-        state("/run/systemd/generator/user-0.slice.d/31-contain-user.conf").as_deref(),
-        Some("changed")
-    );
-    assert_eq!(
-        state("/run/systemd/generator/user-4242.slice.d/31-contain-user.conf").as_deref(),
-        Some("stale")
-    );
-    assert_eq!(
-        state("/run/systemd/generator/user-4242.slice.d/10-other.conf"),
-        None,
-        "not contain's file"
-    );
-    assert_eq!(
-        state("/run/systemd/oomd.conf.d/50-contain.conf").as_deref(),
-        Some("missing")
-    );
+    for (path, want) in [
+        (
+            "/run/systemd/generator/user-0.slice.d/31-contain-user.conf",
+            Some("changed"),
+        ),
+        (
+            "/run/systemd/generator/user-4242.slice.d/31-contain-user.conf",
+            Some("stale"),
+        ),
+        // Not contain's file.
+        ("/run/systemd/generator/user-4242.slice.d/10-other.conf", None),
+        ("/run/systemd/oomd.conf.d/50-contain.conf", Some("missing")),
+    ] {
+        assert_eq!(state(path).as_deref(), want, "{path}");
+    }
     let text = stdout(&containctl(r, &["diff"]));
     assert!(text.contains("-MemoryMax=650M\n+MemoryMax=infinity\n"), "{text}");
 }
