@@ -7,6 +7,7 @@ use crate::cgroupfs::{self, Proc};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, Debug)]
@@ -236,23 +237,49 @@ pub fn end_runaway(
         pending: pending.to_path_buf(),
         armed: true,
     };
-    // The kernel may reclaim and OOM-kill inside this write already; it returns when done.
-    fs::write(&max_file, target.to_string())?;
-
-    let deadline = Instant::now() + timing.kill_wait;
-    let mut killed = false;
-    loop {
-        if oom_kills(dir).is_ok_and(|n| n > oom_before) {
-            killed = true;
-            break;
+    // The kernel reclaims and OOM-kills inside this write, which returns only once usage is
+    // under the new limit: after the victim's memory is freed, a second or more under
+    // emulation. It runs beside this thread, so the kill is seen (and the ceiling given back,
+    // which ends the write) as soon as the kernel counts it.
+    let failed = AtomicBool::new(false);
+    let (killed, written, restore) = std::thread::scope(|scope| {
+        let lowering = scope.spawn(|| {
+            let r = fs::write(&max_file, target.to_string());
+            failed.store(r.is_err(), Ordering::Release);
+            r
+        });
+        let start = Instant::now();
+        let mut written_at = None;
+        let mut killed = false;
+        loop {
+            if oom_kills(dir).is_ok_and(|n| n > oom_before) {
+                killed = true;
+                break;
+            }
+            if written_at.is_none() && lowering.is_finished() {
+                if failed.load(Ordering::Acquire) {
+                    break;
+                }
+                written_at = Some(Instant::now());
+            }
+            // No kill within kill_wait of the write's end (reclaim sufficed, or nothing can
+            // be killed); a write still in the kernel after far longer is ended by the restore.
+            let waited = written_at.map_or(start.elapsed() / 6, |t| t.elapsed());
+            if waited >= timing.kill_wait {
+                break;
+            }
+            std::thread::sleep(timing.poll);
         }
-        if Instant::now() >= deadline {
-            break;
-        }
-        std::thread::sleep(timing.poll);
+        // The kill is done (or did not come): give the cgroup its ceiling back at once.
+        let restore = guard.restore();
+        let written = lowering
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the write of memory.max panicked")));
+        (killed, written, restore)
+    });
+    if let (false, Err(e)) = (killed, written) {
+        return Err(e);
     }
-    // The kill is done (or did not come): give the cgroup its ceiling back at once.
-    let restore = guard.restore();
     drop(shielded);
 
     Ok(Ended {
