@@ -275,6 +275,12 @@ pub fn end_runaway(
         let written = lowering
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("the write of memory.max panicked")));
+        // A kill counted before the write began (the kernel's own, at the old ceiling) lets
+        // the restore look before the write lands: look again once it has.
+        let restore = match restore {
+            Ok(Restore::LeftAlone(_)) => restore_if_ours(&max_file, &original, target),
+            r => r,
+        };
         (killed, written, restore)
     });
     if let (false, Err(e)) = (killed, written) {
