@@ -24,8 +24,9 @@ use std::time::Duration;
 
 /// The budget for systemd's answers in every run here.
 const TIMEOUT_MS: u64 = 500;
-/// No run may take longer: the timeout plus pamtester's own start on a loaded machine.
-const BOUND: Duration = Duration::from_millis(1500);
+/// No run may take longer: the timeout plus pamtester's own start on a loaded machine (1.5 s
+/// was passed beside builds and emulated guests).
+const BOUND: Duration = Duration::from_millis(3000);
 
 const ALICE_SESSION: &str = "/user.slice/user-1001.slice/session-4.scope";
 

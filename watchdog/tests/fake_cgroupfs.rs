@@ -203,14 +203,15 @@ fn a_runaway_stuck_at_high_is_ended_and_the_user_told() {
     std::thread::sleep(Duration::from_millis(500));
     let throttled_at = Instant::now();
     k.set(Load::AtHigh { stall: 900 });
-    let entry = wd.entry(Duration::from_secs(12));
+    let entry = wd.entry(Duration::from_secs(30));
     let took = throttled_at.elapsed();
     let maxes = k.finish();
     let entry = entry.unwrap_or_else(|| panic!("no journal entry; log:\n{}", wd.log_text()));
 
-    // Not before the grace period, and soon after it.
+    // Not before the grace period, and soon after it (the bound is loose: `make test` runs
+    // this beside builds on a 2-core machine, where 6.6 s was seen).
     assert!(took >= Duration::from_secs(2), "acted after {took:?}");
-    assert!(took <= Duration::from_secs(6), "acted after {took:?}");
+    assert!(took <= Duration::from_secs(12), "acted after {took:?}");
     // memory.max: systemd's value, lowered to the usage, systemd's value again.
     let values: Vec<&str> = maxes.iter().map(|(_, v)| v.as_str()).collect();
     assert_eq!(
@@ -363,7 +364,7 @@ fn a_kill_that_brings_no_relief_is_not_repeated() {
     // The memory is in tmpfs: killing the victim frees none of it, the stall goes on.
     k.held.store(true, Ordering::Relaxed);
     k.set(Load::AtHigh { stall: 900 });
-    let entry = wd.entry(Duration::from_secs(8));
+    let entry = wd.entry(Duration::from_secs(20));
     assert!(entry.is_some(), "the first kill; log:\n{}", wd.log_text());
     // Three more grace periods, still stalled at the ceiling.
     std::thread::sleep(Duration::from_secs(7));
@@ -427,7 +428,7 @@ fn new_cgroups_are_picked_up_and_policy_edits_apply_at_once() {
     fs::rename(dir.join(".policy.toml.new"), dir.join("policy.toml")).expect("rename");
     let k = kernel(&slice, victim.id());
     k.set(Load::AtHigh { stall: 900 });
-    let entry = wd.entry(Duration::from_secs(8));
+    let entry = wd.entry(Duration::from_secs(20));
     k.finish();
     let entry = entry.unwrap_or_else(|| panic!("not re-enabled; log:\n{}", wd.log_text()));
     assert_eq!(
