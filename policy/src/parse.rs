@@ -165,7 +165,12 @@ fn merge<'a>(into: &mut Entries<'a>, from: Entries<'a>) {
             None => into.push((key, node)),
             Some((_, old)) => match (&mut old.kind, node.kind) {
                 (Kind::Table(o), Kind::Table(n)) => merge(o, n),
-                (Kind::Array(o), Kind::Array(n)) if key == "override" => o.extend(n),
+                (Kind::Tables(o), Kind::Tables(n)) if key == "override" => o.append(n),
+                (o @ (Kind::Array(_) | Kind::Tables(_)), n) if key == "override" && n.items().is_some() => {
+                    let mut items = o.items().unwrap_or_default().into_owned();
+                    items.extend(n.items().unwrap_or_default().iter().cloned());
+                    *o = Kind::Array(items);
+                }
                 (_, kind) => {
                     *old = Node {
                         key: node.key,
@@ -470,7 +475,7 @@ impl<'n> Reader<'n> {
         let Some(node) = self.node("io_devices") else {
             return default();
         };
-        let Kind::Array(items) = &node.kind else {
+        let Some(items) = node.kind.items() else {
             self.wrong_type(
                 d,
                 "io_devices",
@@ -480,7 +485,7 @@ impl<'n> Reader<'n> {
             return default();
         };
         let mut out: Vec<String> = Vec::new();
-        for item in items {
+        for item in items.iter() {
             match &item.kind {
                 Kind::Str(s) => match check_io_device(s) {
                     Ok(()) if !out.iter().any(|p| p == s) => out.push(s.to_string()),
@@ -529,12 +534,12 @@ impl<'n> Reader<'n> {
 
     fn users(&self, d: &mut Diags, key: &str) -> Option<Vec<UserRef>> {
         let node = self.node(key)?;
-        let Kind::Array(items) = &node.kind else {
+        let Some(items) = node.kind.items() else {
             self.wrong_type(d, key, node, "an array of user names or UIDs");
             return None;
         };
         let mut out = Vec::new();
-        for item in items {
+        for item in items.iter() {
             match &item.kind {
                 Kind::Str(s) => match check_account_name(s) {
                     Ok(()) => out.push(UserRef::Name(s.to_string())),
@@ -559,12 +564,12 @@ impl<'n> Reader<'n> {
 
     fn names(&self, d: &mut Diags, key: &str) -> Option<Vec<String>> {
         let node = self.node(key)?;
-        let Kind::Array(items) = &node.kind else {
+        let Some(items) = node.kind.items() else {
             self.wrong_type(d, key, node, "an array of group names");
             return None;
         };
         let mut out = Vec::new();
-        for item in items {
+        for item in items.iter() {
             match &item.kind {
                 Kind::Str(s) => match check_account_name(s) {
                     Ok(()) => out.push(s.to_string()),
@@ -695,4 +700,63 @@ fn levenshtein(a: &str, b: &str) -> usize {
 
 fn with_keys<'k>(extra: &[&'k str]) -> Vec<&'k str> {
     LIMIT_KEYS.iter().copied().chain(extra.iter().copied()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(files: &[(&str, &str)]) -> Result<Policy, Vec<String>> {
+        let sources: Vec<Source> = files.iter().map(|&(path, text)| Source { path, text }).collect();
+        parse(&sources).map_err(|e| e.iter().map(Diagnostic::to_string).collect())
+    }
+
+    #[test]
+    fn overrides_as_tables_and_as_an_inline_array_accumulate_in_file_order() {
+        let caps = "[users]\nmemory_max = \"2G\"\n";
+        let main = format!(
+            "{caps}[[override]]\nuser = \"a\"\nmemory_max = \"1G\"\n[[override]]\nuid = 7\nmemory_max = \"1G\"\n"
+        );
+        let inline = "override = [{ user = \"b\", memory_max = \"1G\" }]\n";
+        let tables = "\n[[override]]\ngroup = \"c\"\nmemory_max = \"1G\"\n";
+        let p = policy(&[("p.toml", &main), ("d/1.toml", inline), ("d/2.toml", tables)]).unwrap();
+        let got: Vec<String> = p
+            .overrides
+            .iter()
+            .map(|o| format!("{} {}", o.selector, o.origin))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "user a p.toml:3:1",
+                "uid 7 p.toml:6:1",
+                "user b d/1.toml:1:13",
+                "group c d/2.toml:2:1"
+            ]
+        );
+        let p = policy(&[("d/1.toml", &format!("{inline}{caps}")), ("p.toml", &main)]).unwrap();
+        assert_eq!(p.overrides.len(), 3);
+    }
+
+    #[test]
+    fn an_array_of_tables_where_names_are_due_has_each_table_refused() {
+        let text =
+            "[users]\nmemory_max = \"2G\"\n[[login.never_deny_users]]\nx = 1\n[[login.never_deny_users]]\n";
+        let errors = policy(&[("p.toml", text)]).unwrap_err();
+        let refused = "entries of `never_deny_users` are user names or UIDs, not a table";
+        assert_eq!(
+            errors,
+            [format!("p.toml:3:1: {refused}"), format!("p.toml:5:1: {refused}")]
+        );
+        let text = "[users]\nmemory_max = \"2G\"\n[[override]]\nuser = \"a\"\n[[override]]\nuser = \"a\"\nmemory_max = \"1G\"\n";
+        let errors = policy(&[("p.toml", text)]).unwrap_err();
+        assert!(
+            errors[0].starts_with("p.toml:3:1: the override for user a sets no limit"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[1].starts_with("p.toml:5:1: a second override for user a"),
+            "{errors:?}"
+        );
+    }
 }

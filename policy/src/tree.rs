@@ -41,6 +41,8 @@ pub(crate) struct Node<'a> {
 pub(crate) enum Kind<'a> {
     Table(Entries<'a>),
     Array(Vec<Node<'a>>),
+    /// `[[name]]`: an array of tables, their entries in one vector.
+    Tables(TableArray<'a>),
     Str(Cow<'a, str>),
     /// Kept as text so that out-of-range integers get a clear message, not a wrap.
     Int(Cow<'a, str>, u32),
@@ -53,13 +55,67 @@ impl Kind<'_> {
     pub(crate) fn type_name(&self) -> &'static str {
         match self {
             Kind::Table(_) => "a table",
-            Kind::Array(_) => "an array",
+            Kind::Array(_) | Kind::Tables(_) => "an array",
             Kind::Str(_) => "a string",
             Kind::Int(..) => "an integer",
             Kind::Float => "a float",
             Kind::Bool(_) => "a boolean",
             Kind::Datetime => "a date",
         }
+    }
+}
+
+impl<'a> Kind<'a> {
+    /// An array's items, the tables of an array of tables made nodes of their own.
+    pub(crate) fn items(&self) -> Option<Cow<'_, [Node<'a>]>> {
+        match self {
+            Kind::Array(items) => Some(Cow::Borrowed(items)),
+            Kind::Tables(tables) => Some(Cow::Owned(tables.nodes())),
+            _ => None,
+        }
+    }
+}
+
+/// The tables of an array of tables (`[[override]]` 10,000 times): their entries share one
+/// vector, which is made and freed once, where a vector each would be 10,000.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct TableArray<'a> {
+    entries: Entries<'a>,
+    /// Each table's header and its entries' range.
+    tables: Vec<(Loc, u32, u32)>,
+}
+
+impl<'a> TableArray<'a> {
+    /// Each table's header and entries, in file order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&Loc, &[(Cow<'a, str>, Node<'a>)])> {
+        let entries = &self.entries;
+        self.tables
+            .iter()
+            .map(move |(at, start, end)| (at, &entries[*start as usize..*end as usize]))
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.tables.len()
+    }
+
+    /// The tables as nodes of an array.
+    pub(crate) fn nodes(&self) -> Vec<Node<'a>> {
+        self.iter()
+            .map(|(at, entries)| Node {
+                key: *at,
+                at: *at,
+                kind: Kind::Table(entries.to_vec()),
+            })
+            .collect()
+    }
+
+    /// `other`'s tables after these.
+    pub(crate) fn append(&mut self, mut other: TableArray<'a>) {
+        let shift = self.entries.len() as u32;
+        self.entries.append(&mut other.entries);
+        let moved = other.tables.into_iter();
+        self.tables
+            .extend(moved.map(|(at, start, end)| (at, start + shift, end + shift)));
     }
 }
 
@@ -166,8 +222,21 @@ fn message(e: &ParseError) -> String {
 #[derive(Clone)]
 enum Link {
     Table(usize),
-    /// `[[name]]`: its tables.
-    Tables(Vec<usize>),
+    /// `[[name]]`: its store in the builder.
+    Tables(usize),
+}
+
+/// An array of tables being read. Only its last table can still be reached (a header or a
+/// dotted key through its name goes into the last one), so a table's entries move here when
+/// the next one starts, and its vector is handed on to that one.
+#[derive(Default)]
+struct ArrayStore<'a> {
+    /// The arena table being filled.
+    last: usize,
+    entries: Entries<'a>,
+    /// By entry, as in [`Table`].
+    links: Vec<Option<Link>>,
+    tables: Vec<(Loc, u32, u32)>,
 }
 
 /// Past this many entries a table's keys are found through a hash index, not a scan.
@@ -229,7 +298,7 @@ fn type_str(kind: &Kind) -> &'static str {
         Kind::Float => "float",
         Kind::Bool(_) => "boolean",
         Kind::Datetime => "datetime",
-        Kind::Array(_) => "array",
+        Kind::Array(_) | Kind::Tables(_) => "array",
         Kind::Table(_) => "table",
     }
 }
@@ -247,6 +316,7 @@ struct Builder<'a> {
     source: Source<'a>,
     file: u32,
     tables: Vec<Table<'a>>,
+    arrays: Vec<ArrayStore<'a>>,
     /// The table that key/value lines go into.
     current: usize,
     /// `[` or `[[` being read, with its offset.
@@ -335,6 +405,7 @@ impl<'a> Builder<'a> {
             source,
             file,
             tables: vec![Table::default()],
+            arrays: Vec::new(),
             current: ROOT,
             header: None,
             keys: Vec::new(),
@@ -399,7 +470,7 @@ impl<'a> Builder<'a> {
                 continue;
             };
             table = match self.tables[table].link(i) {
-                Some(Link::Tables(items)) if !in_inline => *items.last()?,
+                Some(Link::Tables(array)) if !in_inline => self.arrays[*array].last,
                 Some(Link::Table(child)) => {
                     let child = *child;
                     let t = &mut self.tables[child];
@@ -529,7 +600,11 @@ impl<'a> Builder<'a> {
                 ..Table::default()
             });
             let (kind, link) = if is_array {
-                (Kind::Array(Vec::new()), Link::Tables(vec![table]))
+                self.arrays.push(ArrayStore {
+                    last: table,
+                    ..ArrayStore::default()
+                });
+                (Kind::Array(Vec::new()), Link::Tables(self.arrays.len() - 1))
             } else {
                 (Kind::Table(Vec::new()), Link::Table(table))
             };
@@ -542,22 +617,22 @@ impl<'a> Builder<'a> {
             return Some(table);
         };
         let old = self.tables[parent].entries[i].1.key;
-        let (tables, table) = match self.tables[parent].link(i) {
-            Some(Link::Tables(_)) => (true, None),
-            Some(Link::Table(t)) => (false, Some(*t)),
-            None => (false, None),
+        let (array, table) = match self.tables[parent].link(i) {
+            Some(Link::Tables(array)) => (Some(*array), None),
+            Some(Link::Table(t)) => (None, Some(*t)),
+            None => (None, None),
         };
-        if tables && is_array {
-            // Room for a few keys up front: an `[[override]]` holds three or four, and growing an
-            // empty vector costs more than making it.
+        if let Some(array) = array
+            && is_array
+        {
+            // The last table's vector, emptied into the store, holds this one's keys.
+            let entries = self.end_table(array);
             let table = self.new_table(Table {
                 at,
-                entries: Vec::with_capacity(4),
+                entries,
                 ..Table::default()
             });
-            if let Some(Some(Link::Tables(items))) = self.tables[parent].links.get_mut(i) {
-                items.push(table);
-            }
+            self.arrays[array].last = table;
             return Some(table);
         }
         // Only a table so far implied by another header's path may be defined now.
@@ -583,6 +658,7 @@ impl<'a> Builder<'a> {
     }
 
     /// A line ends or a header starts: what a broken line left half read goes.
+    #[inline(always)]
     fn start_line(&mut self) {
         self.header = None;
         self.keys.clear();
@@ -593,6 +669,29 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// The last table of an array of tables goes into the array's store; its vector is given
+    /// back empty, its room kept for the next table (an `[[override]]` holds three or four keys).
+    fn end_table(&mut self, array: usize) -> Entries<'a> {
+        let t = &mut self.tables[self.arrays[array].last];
+        let mut entries = std::mem::take(&mut t.entries);
+        let links = std::mem::take(&mut t.links);
+        t.index = None;
+        let at = t.at;
+        let store = &mut self.arrays[array];
+        let start = store.entries.len();
+        if !links.is_empty() {
+            store.links.resize(start, None);
+            store.links.extend(links);
+        }
+        store.entries.append(&mut entries);
+        let end = store.entries.len();
+        store.tables.push((at, start as u32, end as u32));
+        if entries.capacity() == 0 {
+            entries.reserve(4);
+        }
+        entries
+    }
+
     /// An arena table's entries as nodes, its tables' too, in the order of their keys in the
     /// file.
     fn take_entries(&mut self, table: usize) -> Entries<'a> {
@@ -601,27 +700,32 @@ impl<'a> Builder<'a> {
         };
         let mut entries = std::mem::take(&mut t.entries);
         let links = std::mem::take(&mut t.links);
+        self.take_linked(&mut entries, links);
+        sort_by_place(&mut entries);
+        entries
+    }
+
+    /// The tables of an array of tables, each one's entries in the order of their keys.
+    fn take_array(&mut self, array: usize) -> TableArray<'a> {
+        drop(self.end_table(array));
+        let store = std::mem::take(&mut self.arrays[array]);
+        let (mut entries, tables) = (store.entries, store.tables);
+        self.take_linked(&mut entries, store.links);
+        for &(_, start, end) in &tables {
+            sort_by_place(&mut entries[start as usize..end as usize]);
+        }
+        TableArray { entries, tables }
+    }
+
+    /// The tables that entries link to, into the entries.
+    fn take_linked(&mut self, entries: &mut [(Cow<'a, str>, Node<'a>)], links: Vec<Option<Link>>) {
         for (i, link) in links.into_iter().enumerate() {
-            let kind = match link {
+            entries[i].1.kind = match link {
                 None => continue,
                 Some(Link::Table(child)) => Kind::Table(self.take_entries(child)),
-                Some(Link::Tables(children)) => Kind::Array(
-                    children
-                        .into_iter()
-                        .map(|child| {
-                            let at = self.tables[child].at;
-                            let kind = Kind::Table(self.take_entries(child));
-                            Node { key: at, at, kind }
-                        })
-                        .collect(),
-                ),
+                Some(Link::Tables(array)) => Kind::Tables(self.take_array(array)),
             };
-            entries[i].1.kind = kind;
         }
-        if !entries.is_sorted_by_key(|(_, n)| n.key.offset) {
-            entries.sort_by_key(|(_, n)| n.key.offset);
-        }
-        entries
     }
 
     fn open_nested(&mut self, span: Span, frame: Frame<'a>, errors: &mut dyn ErrorSink) -> bool {
@@ -755,6 +859,14 @@ impl<'a> EventReceiver for Builder<'a> {
     }
 }
 
+/// Entries in the order of their keys in the file (a table defined after a table under it has
+/// its key moved to its own header).
+fn sort_by_place(entries: &mut [(Cow<'_, str>, Node<'_>)]) {
+    if !entries.is_sorted_by_key(|(_, n)| n.key.offset) {
+        entries.sort_by_key(|(_, n)| n.key.offset);
+    }
+}
+
 /// FNV-1a: 10,000 overrides' selectors are hashed at every boot, and none is chosen by an attacker
 /// who could not simply edit the policy.
 #[derive(Default)]
@@ -823,6 +935,21 @@ mod tests {
         Node { key: at, at, kind }
     }
 
+    /// The tree with each array of tables as an array of table nodes, as toml's tree has it.
+    fn as_arrays(entries: Entries<'_>) -> Entries<'_> {
+        entries.into_iter().map(|(k, n)| (k, node_as_arrays(n))).collect()
+    }
+
+    fn node_as_arrays(node: Node<'_>) -> Node<'_> {
+        let kind = match node.kind {
+            Kind::Table(t) => Kind::Table(as_arrays(t)),
+            Kind::Tables(t) => Kind::Array(t.nodes().into_iter().map(node_as_arrays).collect()),
+            Kind::Array(items) => Kind::Array(items.into_iter().map(node_as_arrays).collect()),
+            kind => kind,
+        };
+        Node { kind, ..node }
+    }
+
     /// The same tree as toml's to the byte offset, or errors where toml has one, the first
     /// being toml's, at the same place.
     fn reads_as_toml(text: &str) -> Result<(), String> {
@@ -832,7 +959,7 @@ mod tests {
         if cut != whole {
             return Err(format!("{text:?}:\n  cut:   {cut:?}\n  whole: {whole:?}"));
         }
-        match (document(text, 0), toml_tree(text)) {
+        match (document(text, 0).map(as_arrays), toml_tree(text)) {
             (Ok(ours), Ok(theirs)) if ours == theirs => Ok(()),
             (Err(ours), Err(theirs)) if (ours[0].0.offset, &ours[0].1) == (theirs.0, &theirs.1) => Ok(()),
             (ours, theirs) => Err(format!("{text:?}:\n  ours:  {ours:?}\n  toml: {theirs:?}")),

@@ -413,10 +413,10 @@ impl Chosen<'_> {
 /// `[[override]]`: one user's, UID's or group's own caps, each selector once.
 fn overrides<'n>(d: &mut Diags, top: &Reader<'n>, defaults: &Limits) -> Vec<Override> {
     let array = |k: &'n Kind<'n>| match k {
-        Kind::Array(items) => Some(items),
+        Kind::Array(_) | Kind::Tables(_) => Some(k),
         _ => None,
     };
-    let Some(items) = shaped(
+    let Some(kind) = shaped(
         d,
         top,
         "override",
@@ -426,18 +426,34 @@ fn overrides<'n>(d: &mut Diags, top: &Reader<'n>, defaults: &Limits) -> Vec<Over
     ) else {
         return Vec::new();
     };
-    let mut out: Vec<Override> = Vec::with_capacity(items.len());
+    // Each item's place and its table, or the item that is not a table.
+    type Item<'n> = (&'n Loc, Result<&'n [(Cow<'n, str>, Node<'n>)], &'n Node<'n>>);
+    let (count, items): (usize, Box<dyn Iterator<Item = Item<'n>>>) = match kind {
+        Kind::Tables(tables) => (tables.len(), Box::new(tables.iter().map(|(at, t)| (at, Ok(t))))),
+        Kind::Array(items) => (
+            items.len(),
+            Box::new(items.iter().map(|item| match &item.kind {
+                Kind::Table(t) => (&item.at, Ok(t.as_slice())),
+                _ => (&item.at, Err(item)),
+            })),
+        ),
+        _ => return Vec::new(),
+    };
+    let mut out: Vec<Override> = Vec::with_capacity(count);
     let mut first_at: HashMap<Chosen, usize, BuildHasherDefault<Fnv>> =
-        HashMap::with_capacity_and_hasher(items.len(), Default::default());
+        HashMap::with_capacity_and_hasher(count, Default::default());
     let known = with_keys(&["user", "uid", "group"]);
-    for item in items {
-        let Kind::Table(entries) = &item.kind else {
-            d.error(
-                &item.at,
-                format!("an override must be a table, not {}", item.kind.type_name()),
-                None,
-            );
-            continue;
+    for (at, table) in items {
+        let entries = match table {
+            Ok(entries) => entries,
+            Err(item) => {
+                d.error(
+                    at,
+                    format!("an override must be a table, not {}", item.kind.type_name()),
+                    None,
+                );
+                continue;
+            }
         };
         let r = Reader::new(d, "[[override]]", entries, &known);
         let user = r.account_name(d, "user").map(Chosen::User);
@@ -446,7 +462,6 @@ fn overrides<'n>(d: &mut Diags, top: &Reader<'n>, defaults: &Limits) -> Vec<Over
             .map(|uid| Chosen::Uid(uid as u32));
         let group = r.account_name(d, "group").map(Chosen::Group);
         let limits = r.limits(d);
-        let at = &item.at;
         let mut valid = [user, uid, group].into_iter().flatten();
         let key = match (valid.next(), valid.next()) {
             (Some(key), None) => key,
