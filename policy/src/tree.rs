@@ -228,7 +228,7 @@ enum Link {
 
 /// An array of tables being read. Only its last table can still be reached (a header or a
 /// dotted key through its name goes into the last one), so a table's entries move here when
-/// the next one starts, and its vector is handed on to that one.
+/// the next one starts, and its place in the arena is handed on to that one.
 #[derive(Default)]
 struct ArrayStore<'a> {
     /// The arena table being filled.
@@ -600,8 +600,13 @@ impl<'a> Builder<'a> {
                 ..Table::default()
             });
             let (kind, link) = if is_array {
+                // Room for the rest of the file as tables of a few short lines each (an
+                // `[[override]]` is about 70 bytes and three keys): no copy as the array grows.
+                let rest = self.source.input().len().saturating_sub(at.offset as usize);
                 self.arrays.push(ArrayStore {
                     last: table,
+                    entries: Vec::with_capacity(rest / 16),
+                    tables: Vec::with_capacity(rest / 48),
                     ..ArrayStore::default()
                 });
                 (Kind::Array(Vec::new()), Link::Tables(self.arrays.len() - 1))
@@ -625,14 +630,12 @@ impl<'a> Builder<'a> {
         if let Some(array) = array
             && is_array
         {
-            // The last table's vector, emptied into the store, holds this one's keys.
+            // The last table's entries go to the array, and its place in the arena, its vector
+            // emptied, is this one's: nothing reaches the last table any more.
+            let table = self.arrays[array].last;
             let entries = self.end_table(array);
-            let table = self.new_table(Table {
-                at,
-                entries,
-                ..Table::default()
-            });
-            self.arrays[array].last = table;
+            let t = &mut self.tables[table];
+            (t.at, t.entries) = (at, entries);
             return Some(table);
         }
         // Only a table so far implied by another header's path may be defined now.
@@ -669,8 +672,9 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// The last table of an array of tables goes into the array's store; its vector is given
-    /// back empty, its room kept for the next table (an `[[override]]` holds three or four keys).
+    /// The last table of an array of tables goes into the array's store, leaving its arena table
+    /// as a header makes one; its vector is given back empty, its room kept for the next table
+    /// (an `[[override]]` holds three or four keys).
     fn end_table(&mut self, array: usize) -> Entries<'a> {
         let t = &mut self.tables[self.arrays[array].last];
         let mut entries = std::mem::take(&mut t.entries);
