@@ -22,7 +22,9 @@ wait_until 60 has_all || true
 paths=$(policed || true)
 for p in "${want[@]}"; do
     if grep -qxF "$p" <<<"$paths"; then
-        limit=$(ssh_root 'oomctl' | grep -A1 -F "Path: $p" | sed -n 's/.*Memory Pressure Limit: //p' | head -n1)
+        # The path's own entry, not one below it (user@0.service has a limit of its own).
+        limit=$(ssh_root 'oomctl' | awk -v want="Path: $p" '{ line = $0; sub(/^[ \t]+/, "", line) }
+            line == want { on = 1; next } on && /Memory Pressure Limit:/ { sub(/.*Limit: /, ""); print; exit }')
         figs+=("$p ${limit:-?}")
     else
         errs+=("$p not policed")
