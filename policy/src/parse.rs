@@ -1,7 +1,7 @@
 //! Parsing and validation: TOML text → merged tree → [`Policy`], collecting every error.
 
 use crate::model::*;
-use crate::tree::{self, Entries, Fnv, Kind, Loc, Node};
+use crate::tree::{self, Entries, Fnv, Kind, LineMark, Loc, Node};
 
 mod sections;
 use crate::unit;
@@ -53,6 +53,9 @@ struct Lines {
     start: usize,
     /// Where each line starts, once a place came out of order.
     starts: Option<Vec<usize>>,
+    /// The headers' lines, as reading the file counted them, and the next one not passed yet.
+    headers: Vec<LineMark>,
+    next_header: usize,
 }
 
 impl Lines {
@@ -78,8 +81,19 @@ impl Lines {
             self.starts = Some(starts);
             return self.line_start(text, offset);
         }
+        // From the last header at or before the place: an override's origin is one.
+        while let Some(header) = self.headers.get(self.next_header)
+            && header.offset as usize <= offset
+        {
+            if header.offset as usize >= self.at {
+                self.at = header.offset as usize;
+                self.line = header.line as usize;
+                self.start = header.line_start as usize;
+            }
+            self.next_header += 1;
+        }
         // The last newline by a plain loop from the end, not memrchr: it is one byte back for a
-        // header at column 1, as an override's origin is.
+        // header at column 1.
         let skipped = &text[self.at..offset];
         if let Some(last) = skipped.iter().rposition(|&b| b == b'\n') {
             self.line += memchr::memchr_iter(b'\n', &skipped[..last]).count() + 1;
@@ -144,7 +158,10 @@ pub fn parse<'a>(sources: &[Source<'a>]) -> Result<Policy, Vec<Diagnostic>> {
             continue;
         }
         match tree::document(src.text, file) {
-            Ok(root) => merge(&mut merged, root),
+            Ok(document) => {
+                d.lines[i].headers = document.headers;
+                merge(&mut merged, document.root);
+            }
             Err(errors) => {
                 for (at, msg) in errors {
                     d.error(&at, format!("invalid TOML: {msg}"), None);

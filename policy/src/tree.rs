@@ -126,24 +126,57 @@ const MAX_DEPTH: u32 = 80;
 /// (24 bytes each, ~24 per override) would cost megabytes of fresh pages.
 const CHUNK: usize = 2048;
 
-/// One file's root table, entries in file order, or every error in the file, each worded as
-/// toml words it, in the order toml reports them (its own first error comes first).
-pub(crate) fn document(text: &str, file: u32) -> Result<Entries<'_>, Vec<(Loc, String)>> {
+/// A file read without error: its root table, entries in file order, and the line of each
+/// table header, as the reading counted them.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Document<'a> {
+    pub(crate) root: Entries<'a>,
+    pub(crate) headers: Vec<LineMark>,
+}
+
+/// A place's 0-based line and the offset that line starts at: an override's origin is its
+/// header, whose line is known without counting the text's newlines up to it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct LineMark {
+    pub(crate) offset: u32,
+    pub(crate) line: u32,
+    pub(crate) line_start: u32,
+}
+
+/// One file's document, or every error in the file, each worded as toml words it, in the
+/// order toml reports them (its own first error comes first).
+pub(crate) fn document(text: &str, file: u32) -> Result<Document<'_>, Vec<(Loc, String)>> {
     document_in_chunks(text, file, CHUNK)
 }
 
-/// True when reading `text` cut after every line gives what reading it whole gives (for
-/// fuzzing).
+/// True when reading `text` cut after every line gives what reading it whole gives, and the
+/// headers' lines are the text's (for fuzzing).
 #[doc(hidden)]
 pub fn chunked_reading_agrees(text: &str) -> bool {
-    document_in_chunks(text, 0, 1) == document_in_chunks(text, 0, usize::MAX)
+    let cut = document_in_chunks(text, 0, 1);
+    let lines_agree = cut.as_ref().map_or(true, |d| headers_agree(text, &d.headers));
+    lines_agree && cut == document_in_chunks(text, 0, usize::MAX)
+}
+
+/// True when each header's line and line start are those counted from the text.
+fn headers_agree(text: &str, headers: &[LineMark]) -> bool {
+    headers.iter().all(|m| {
+        let before = &text.as_bytes()[..m.offset as usize];
+        let line = memchr::memchr_iter(b'\n', before).count();
+        let line_start = memchr::memrchr(b'\n', before).map_or(0, |i| i + 1);
+        (m.line as usize, m.line_start as usize) == (line, line_start)
+    })
+}
+
+fn offset_u32(offset: usize) -> u32 {
+    u32::try_from(offset).unwrap_or(u32::MAX)
 }
 
 /// The tokens go to toml's parser in chunks of whole lines: cut only after a newline outside
 /// any bracket, where in a valid file the parser is between expressions as at the start of a
 /// file. A file with an error is read again in one piece, so that its errors are the ones toml
 /// finds reading it whole.
-fn document_in_chunks(text: &str, file: u32, chunk: usize) -> Result<Entries<'_>, Vec<(Loc, String)>> {
+fn document_in_chunks(text: &str, file: u32, chunk: usize) -> Result<Document<'_>, Vec<(Loc, String)>> {
     let source = Source::new(text);
     let mut builder = Builder::new(source, file);
     let mut errors: Vec<ParseError> = Vec::new();
@@ -176,7 +209,9 @@ fn document_in_chunks(text: &str, file: u32, chunk: usize) -> Result<Entries<'_>
     }
     toml_parser::parser::parse_document(&tokens, &mut builder, &mut errors);
     if errors.is_empty() && builder.errors.is_empty() {
-        return Ok(builder.take_entries(ROOT));
+        let root = builder.take_entries(ROOT);
+        let headers = std::mem::take(&mut builder.headers);
+        return Ok(Document { root, headers });
     }
     errors.append(&mut builder.errors);
     let mut out: Vec<(Loc, String)> = errors
@@ -317,6 +352,8 @@ struct Builder<'a> {
     file: u32,
     tables: Vec<Table<'a>>,
     arrays: Vec<ArrayStore<'a>>,
+    /// Bytes of the file no array of tables has made room for yet.
+    unclaimed: usize,
     /// The table that key/value lines go into.
     current: usize,
     /// `[` or `[[` being read, with its offset.
@@ -332,6 +369,10 @@ struct Builder<'a> {
     /// What this reading finds wrong (values, keys, tables), reported after the parser's own
     /// errors, as toml reports them.
     errors: Vec<ParseError>,
+    /// The line being read: in a file without errors a `\n` is in a newline or a multi-line
+    /// string, nowhere else.
+    line: LineMark,
+    headers: Vec<LineMark>,
 }
 
 const ROOT: usize = 0;
@@ -406,6 +447,7 @@ impl<'a> Builder<'a> {
             file,
             tables: vec![Table::default()],
             arrays: Vec::new(),
+            unclaimed: source.input().len(),
             current: ROOT,
             header: None,
             keys: Vec::new(),
@@ -413,6 +455,8 @@ impl<'a> Builder<'a> {
             open: Vec::new(),
             depth: 0,
             errors: Vec::new(),
+            line: LineMark::default(),
+            headers: Vec::new(),
         }
     }
 
@@ -602,7 +646,10 @@ impl<'a> Builder<'a> {
             let (kind, link) = if is_array {
                 // Room for the rest of the file as tables of a few short lines each (an
                 // `[[override]]` is about 70 bytes and three keys): no copy as the array grows.
+                // The arrays of a file share the room of one.
                 let rest = self.source.input().len().saturating_sub(at.offset as usize);
+                let rest = rest.min(self.unclaimed);
+                self.unclaimed -= rest;
                 self.arrays.push(ArrayStore {
                     last: table,
                     entries: Vec::with_capacity(rest / 16),
@@ -658,6 +705,11 @@ impl<'a> Builder<'a> {
                 None
             }
         }
+    }
+
+    fn mark_header(&mut self, span: Span) {
+        let offset = offset_u32(span.start());
+        self.headers.push(LineMark { offset, ..self.line });
     }
 
     /// A line ends or a header starts: what a broken line left half read goes.
@@ -749,11 +801,13 @@ impl<'a> EventReceiver for Builder<'a> {
     fn std_table_open(&mut self, span: Span, _: &mut dyn ErrorSink) {
         self.start_line();
         self.header = Some((false, span.start()));
+        self.mark_header(span);
     }
 
     fn array_table_open(&mut self, span: Span, _: &mut dyn ErrorSink) {
         self.start_line();
         self.header = Some((true, span.start()));
+        self.mark_header(span);
     }
 
     fn std_table_close(&mut self, _: Span, _: &mut dyn ErrorSink) {
@@ -792,6 +846,13 @@ impl<'a> EventReceiver for Builder<'a> {
         let kind = match plain(self.text(span), encoding) {
             Some(text) if encoding.is_some() => Kind::Str(Cow::Borrowed(text)),
             _ => {
+                if let Some(Encoding::MlBasicString | Encoding::MlLiteralString) = encoding {
+                    let text = self.text(span).as_bytes();
+                    if let Some(last) = memchr::memrchr(b'\n', text) {
+                        self.line.line += memchr::memchr_iter(b'\n', text).count() as u32;
+                        self.line.line_start = offset_u32(span.start() + last + 1);
+                    }
+                }
                 let mut text = Cow::Borrowed("");
                 match self
                     .raw(span, encoding)
@@ -821,6 +882,8 @@ impl<'a> EventReceiver for Builder<'a> {
 
     fn newline(&mut self, span: Span, errors: &mut dyn ErrorSink) {
         self.raw(span, None).decode_newline(errors);
+        self.line.line += 1;
+        self.line.line_start = offset_u32(span.end());
         // Arrays and (since TOML 1.1) inline tables span lines; a key or header does not.
         if self.open.is_empty() {
             self.start_line();
@@ -963,7 +1026,12 @@ mod tests {
         if cut != whole {
             return Err(format!("{text:?}:\n  cut:   {cut:?}\n  whole: {whole:?}"));
         }
-        match (document(text, 0).map(as_arrays), toml_tree(text)) {
+        if let Ok(ours) = &whole
+            && !headers_agree(text, &ours.headers)
+        {
+            return Err(format!("{text:?}: headers' lines {:?}", ours.headers));
+        }
+        match (document(text, 0).map(|d| as_arrays(d.root)), toml_tree(text)) {
             (Ok(ours), Ok(theirs)) if ours == theirs => Ok(()),
             (Err(ours), Err(theirs)) if (ours[0].0.offset, &ours[0].1) == (theirs.0, &theirs.1) => Ok(()),
             (ours, theirs) => Err(format!("{text:?}:\n  ours:  {ours:?}\n  toml: {theirs:?}")),
@@ -982,7 +1050,7 @@ mod tests {
             "[a.b]\nc = 1\n[a]\nd = 2\n",
             "[x.a.b]\nk = 1\n[x.c]\n[x.a]\nj = 2\n",
             "[ a . \"b c\" ]  # header\n'k' = [1, [2, 3], \"x\",]\n",
-            "x = [\n  1, # one\n  2,\n]\nw = true\nv = false",
+            "x = [\n  1, # one\n  2,\n]\nw = true\nv = false\n  [a] # x\n\n [[b]]\r\n\t[[b]]",
             "[[a]]\n[[a]]\nk = 1\n[b]\n",
             "[[a]]\n[a.b]\nk = 1\n[[a]]\n[a.b]\n",
             "a.b = 1\na.c = 2\n",
@@ -994,6 +1062,7 @@ mod tests {
             "p = +1\n",
             "s = \"a\\tb\\u00e9\"\n",
             "m = \"\"\"x\ny\"\"\"\nl = '''z'''\n",
+            "m = \"\"\"\r\na\r\n\"\"\"\r\nl = '''\nb\n\n'''\n[t]\n[[u]]\n",
             "a = 1\r\nb = 2\r\n",
             "\u{feff}a = 1\n",
             "\"a\" = 1\n'b c' = 2\n",
@@ -1074,7 +1143,7 @@ mod tests {
         // Scanned for duplicates, 50,000 keys take 1.25 G string comparisons: minutes here.
         let text: String = (0..50_000).map(|i| format!("k{i} = {i}\n")).collect();
         let start = std::time::Instant::now();
-        let root = document(&text, 0).unwrap();
+        let root = document(&text, 0).unwrap().root;
         assert_eq!(root.len(), 50_000);
         let dup = format!("{text}k7 = 1\n");
         assert!(document(&dup, 0).is_err());
