@@ -319,9 +319,9 @@ fn a_10_megabyte_policy_is_handled() {
     let started = std::time::Instant::now();
     assert!(one(&text).is_ok());
     // A guard against a scan that grows faster than the text, not a benchmark: generous for a
-    // debug build on a loaded machine.
+    // debug build on a loaded machine (4-7 s alone, 13.8 s beside two emulated guests).
     let took = started.elapsed();
-    assert!(took < std::time::Duration::from_secs(10), "10 MB took {took:?}");
+    assert!(took < std::time::Duration::from_secs(20), "10 MB took {took:?}");
 }
 
 #[test]
