@@ -23,8 +23,9 @@ paths=$(policed || true)
 for p in "${want[@]}"; do
     if grep -qxF "$p" <<<"$paths"; then
         # The path's own entry, not one below it (user@0.service has a limit of its own).
-        limit=$(ssh_root 'oomctl' | awk -v want="Path: $p" '{ line = $0; sub(/^[ \t]+/, "", line) }
-            line == want { on = 1; next } on && /Memory Pressure Limit:/ { sub(/.*Limit: /, ""); print; exit }')
+        # (Through the environment: awk -v would read the \x2d of an escaped unit name.)
+        limit=$(ssh_root 'oomctl' | want="Path: $p" awk '{ line = $0; sub(/^[ \t]+/, "", line) }
+            line == ENVIRON["want"] { on = 1; next } on && /Memory Pressure Limit:/ { sub(/.*Limit: /, ""); print; exit }')
         figs+=("$p ${limit:-?}")
     else
         errs+=("$p not policed")

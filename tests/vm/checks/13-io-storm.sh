@@ -76,8 +76,8 @@ fi
 # The IO protection, added as an admin would: a policy drop-in capping each user's writes
 # below the volume's rate, applied without a reboot; then on alice's slice, on the disk
 # behind /.
-cap=7864320
-ssh_root "printf '[users]\nio_write_bandwidth_max = \"7680K\"\n' >/etc/contain/policy.d/50-io.toml &&
+cap=6815744
+ssh_root "printf '[users]\nio_write_bandwidth_max = \"6656K\"\n' >/etc/contain/policy.d/50-io.toml &&
     containctl apply >/dev/null" || errs+=("containctl apply refused the IO drop-in")
 dev=$(ssh_root "cat /sys/block/vda/dev")
 iomax=$(cg_read "/user.slice/user-$alice.slice" io.max || true)
@@ -91,7 +91,8 @@ if [ "$storm_s" = unfinished ]; then
 else
     pct=$(python3 -c "print(f'{3 * $mb * 1048576 / $storm_s / $disk_bps * 100:.0f}')")
     figs+=("alice 3 x $mb MB in ${storm_s%.*} s, ${pct}% of the volume")
-    # 31-41% was measured beside the other guest; the gate keeps a margin below that.
+    # At this cap (40% of the volume) 31-37% was measured, the read at 1.10-1.13x idle; at 47%
+    # the read reached 1.93x: the cap keeps both gates' margins.
     ((pct >= 25)) || errs+=("alice's writes ran at ${pct}% of the volume's rate, under 25%")
 fi
 if [ "$ip" = none ] || [ "$sp" = none ]; then
