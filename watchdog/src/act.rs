@@ -7,7 +7,6 @@ use crate::cgroupfs::{self, Proc};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, Debug)]
@@ -241,30 +240,31 @@ pub fn end_runaway(
     // under the new limit: after the victim's memory is freed, a second or more under
     // emulation. It runs beside this thread, so the kill is seen (and the ceiling given back,
     // which ends the write) as soon as the kernel counts it.
-    let failed = AtomicBool::new(false);
     let (killed, written, restore) = std::thread::scope(|scope| {
-        let lowering = scope.spawn(|| {
-            let r = fs::write(&max_file, target.to_string());
-            failed.store(r.is_err(), Ordering::Release);
-            r
-        });
+        let mut lowering = Some(scope.spawn(|| fs::write(&max_file, target.to_string())));
+        let joined = |h: std::thread::ScopedJoinHandle<'_, io::Result<()>>| {
+            h.join()
+                .unwrap_or_else(|_| Err(io::Error::other("the write of memory.max panicked")))
+        };
         let start = Instant::now();
-        let mut written_at = None;
+        let mut written: Option<(io::Result<()>, Instant)> = None;
         let mut killed = false;
         loop {
             if oom_kills(dir).is_ok_and(|n| n > oom_before) {
                 killed = true;
                 break;
             }
-            if written_at.is_none() && lowering.is_finished() {
-                if failed.load(Ordering::Acquire) {
+            if let Some(h) = lowering.take_if(|h| h.is_finished()) {
+                let result = joined(h);
+                let failed = result.is_err();
+                written = Some((result, Instant::now()));
+                if failed {
                     break;
                 }
-                written_at = Some(Instant::now());
             }
             // No kill within kill_wait of the write's end (reclaim sufficed, or nothing can
             // be killed); a write still in the kernel after far longer is ended by the restore.
-            let waited = written_at.map_or(start.elapsed() / 6, |t| t.elapsed());
+            let waited = written.as_ref().map_or(start.elapsed() / 6, |(_, t)| t.elapsed());
             if waited >= timing.kill_wait {
                 break;
             }
@@ -272,9 +272,11 @@ pub fn end_runaway(
         }
         // The kill is done (or did not come): give the cgroup its ceiling back at once.
         let restore = guard.restore();
-        let written = lowering
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("the write of memory.max panicked")));
+        let written = match (lowering, written) {
+            (Some(h), _) => joined(h),
+            (None, Some((result, _))) => result,
+            (None, None) => unreachable!("the write is joined or still pending"),
+        };
         // A kill counted before the write began (the kernel's own, at the old ceiling) lets
         // the restore look before the write lands: look again once it has.
         let restore = match restore {
