@@ -70,8 +70,8 @@ pub fn judge(text: &str, needs_systemd_first: bool) -> Finding {
     Finding::Ok
 }
 
-/// Whether a control fails the stack when the module returns PAM_SESSION_ERR:
-/// `required`, `requisite`, or brackets whose action for `session_err` (else `default`)
+/// Whether a control fails the stack when the module denies (PAM_PERM_DENIED):
+/// `required`, `requisite`, or brackets whose action for `perm_denied` (else `default`)
 /// is `bad` or `die` — the shipped control is one of those.
 fn denies_on_failure(control: &str) -> bool {
     let Some(inner) = control.strip_prefix('[').and_then(|c| c.strip_suffix(']')) else {
@@ -86,7 +86,7 @@ fn denies_on_failure(control: &str) -> bool {
             .next_back()
     };
     matches!(
-        action("session_err").or_else(|| action("default")),
+        action("perm_denied").or_else(|| action("default")),
         Some("bad" | "die")
     )
 }
@@ -140,11 +140,11 @@ mod tests {
             Finding::NotRequired("[success=ok default=ignore]".into())
         );
         assert_eq!(
-            judge("session [default=bad session_err=ignore] pam_contain.so\n", false),
-            Finding::NotRequired("[default=bad session_err=ignore]".into())
+            judge("session [default=bad perm_denied=ignore] pam_contain.so\n", false),
+            Finding::NotRequired("[default=bad perm_denied=ignore]".into())
         );
         assert_eq!(
-            judge("session [default=ignore session_err=die] pam_contain.so\n", false),
+            judge("session [default=ignore perm_denied=die] pam_contain.so\n", false),
             Finding::Ok
         );
     }

@@ -22,7 +22,9 @@ pub struct Args {
     pub panic_for_test: bool,
 }
 
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(2000);
+/// Above SSSD's own LDAP timeouts (6 s) and a busy PID 1's answer on a loaded login node: a
+/// login denied because systemd was slow would be a surprise. A dead bus fails at once.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(10_000);
 
 impl Default for Args {
     fn default() -> Self {

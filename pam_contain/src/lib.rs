@@ -106,7 +106,8 @@ impl PamHooks for PamContain {
         }));
         match answer {
             Ok(Answer::Success) => PamResultCode::PAM_SUCCESS,
-            Ok(Answer::Denied) => PamResultCode::PAM_SESSION_ERR,
+            // Not PAM_SESSION_ERR: sudo takes that as non-fatal and runs the command anyway.
+            Ok(Answer::Denied) => PamResultCode::PAM_PERM_DENIED,
             Err(_) if never_deny.get() => {
                 host.log(
                     Level::Err,
@@ -119,7 +120,7 @@ impl PamHooks for PamContain {
                     Level::Err,
                     "internal error (a bug: please report it); session denied",
                 );
-                PamResultCode::PAM_SESSION_ERR
+                PamResultCode::PAM_SYSTEM_ERR
             }
         }
     }

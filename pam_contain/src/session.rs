@@ -121,7 +121,8 @@ pub fn open_session_in<S: System, B: Bus, A: Accounts>(
 ) -> Answer {
     let host = world.host;
     // One budget for everything that may wait: the account lookup and systemd's answers.
-    let deadline = Instant::now() + args.timeout;
+    let started = Instant::now();
+    let deadline = started + args.timeout;
     if user_name.as_deref() == Ok("root") {
         never_deny.set(true);
     }
@@ -174,7 +175,11 @@ pub fn open_session_in<S: System, B: Bus, A: Accounts>(
             show_notices(world, user.uid, notices);
             Answer::Success
         }
-        Err(why) => failed(world, policy, &user, &why, notices),
+        // The time taken tells a timeout from a refusal and shows how close a slow bus came.
+        Err(why) => {
+            let why = format!("{why} (after {} ms)", started.elapsed().as_millis());
+            failed(world, policy, &user, &why, notices)
+        }
     }
 }
 

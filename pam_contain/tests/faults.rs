@@ -101,10 +101,8 @@ fn expect_in(run: &Run, what: &str) {
 fn expect_denied(run: &Run, what: &str) {
     survived(run, what);
     assert!(
-        run.code == 1
-            && format!("{}{}", run.stdout, run.stderr)
-                .contains("Cannot make/remove an entry for the specified session"),
-        "{what}: should be denied with PAM_SESSION_ERR:\n{}\n{}",
+        run.code == 1 && format!("{}{}", run.stdout, run.stderr).contains("pamtester: Permission denied"),
+        "{what}: should be denied with PAM_PERM_DENIED:\n{}\n{}",
         run.stdout,
         run.log().join("\n")
     );

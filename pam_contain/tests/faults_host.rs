@@ -104,7 +104,7 @@ fn the_host_survives_every_fault() {
     ];
     for name in names {
         let what = format!("PAM_USER {:?}", name.map(String::from_utf8_lossy));
-        attempt(&dir, name, PAM_SESSION_ERR, &what);
+        attempt(&dir, name, PAM_PERM_DENIED, &what);
     }
     assert_eq!(fake.take_calls(), [], "no unit for an unknown name");
     attempt(&dir, root, PAM_SUCCESS, "root after hostile names");
@@ -124,7 +124,7 @@ fn the_host_survives_every_fault() {
     ] {
         service(&format!("proc_cgroup={path}"));
         let what = format!("proc_cgroup={path}");
-        attempt(&dir, user, PAM_SESSION_ERR, &what);
+        attempt(&dir, user, PAM_PERM_DENIED, &what);
         let calls = fake.take_calls();
         assert_eq!(calls.len(), 1, "{what}: {calls:?}");
         let prefix = format!("contain-{nobody}-{}-", std::process::id());
@@ -168,7 +168,7 @@ fn the_host_survives_every_fault() {
 
     // 5. systemd never answers: denied at the timeout, not later.
     fake.answer(Answer::Never);
-    let took = attempt(&dir, user, PAM_SESSION_ERR, "systemd never answers");
+    let took = attempt(&dir, user, PAM_PERM_DENIED, "systemd never answers");
     assert!(
         took >= Duration::from_millis(TIMEOUT_MS),
         "cut off early: {took:?}"
@@ -182,7 +182,7 @@ fn the_host_survives_every_fault() {
     // helper thread: only threads the module would add count.)
     drop(fake);
     let threads_without_bus = threads();
-    attempt(&dir, user, PAM_SESSION_ERR, "no bus");
+    attempt(&dir, user, PAM_PERM_DENIED, "no bus");
     attempt(&dir, root, PAM_SUCCESS, "no bus: root");
     let mut left = threads_without_bus;
     for name in threads() {

@@ -43,7 +43,8 @@ unsafe extern "C" {
 }
 
 pub const PAM_SUCCESS: c_int = 0;
-pub const PAM_SESSION_ERR: c_int = 14;
+pub const PAM_PERM_DENIED: c_int = 6;
+pub const PAM_SYSTEM_ERR: c_int = 4;
 pub const PAM_TTY: c_int = 3;
 pub const PAM_TEXT_INFO: c_int = 4;
 

@@ -379,9 +379,8 @@ impl Run {
             self.log().join("\n")
         );
         assert!(
-            format!("{}{}", self.stdout, self.stderr)
-                .contains("Cannot make/remove an entry for the specified session"),
-            "expected PAM_SESSION_ERR:\n{}",
+            format!("{}{}", self.stdout, self.stderr).contains("pamtester: Permission denied"),
+            "expected PAM_PERM_DENIED:\n{}",
             self.stderr
         );
     }

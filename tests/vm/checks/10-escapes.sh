@@ -78,19 +78,26 @@ after_logout() {
     fi
 }
 
-# 1. systemd-run --user: a scope and a service (asking for no memory cap of its own).
-ssh_root 'rm -f /tmp/esc-scope.alice'
-out=$(ssh_as alice 'nohup systemd-run --user --scope sleep 7001 >/tmp/esc-scope.alice 2>&1 </dev/null &
-    systemd-run --user --unit=contain-esc-svc -p MemoryMax=infinity sleep 7002 2>&1' || true)
-if wait_until 60 running 7001; then
-    judge "systemd-run --scope" "$(where sleep 7001)"
+# 1. systemd-run --user: a scope and a service (asking for no memory cap of its own), looked
+# at from inside the login: once it ends, her user manager stops (UserStopDelaySec) with both.
+out=$(ssh_as alice "nohup systemd-run --user --scope sleep 7001 >/tmp/esc-scope.alice 2>&1 </dev/null &
+    systemd-run --user --unit=contain-esc-svc -p MemoryMax=infinity sleep 7002 2>&1
+    for i in \$(seq 240); do
+        [ -n \"\$($gdir/where sleep 7001)\" ] && [ -n \"\$($gdir/where sleep 7002)\" ] && break
+        sleep 0.25
+    done
+    echo \"scope \$($gdir/where sleep 7001)\"; echo \"service \$($gdir/where sleep 7002)\"" || true)
+scope=$(sed -n 's/^scope //p' <<<"$out")
+service=$(sed -n 's/^service //p' <<<"$out")
+if [ -n "$scope" ]; then
+    judge "systemd-run --scope" "$scope"
 else
-    errs+=("systemd-run --user --scope did not start: $(ssh_root 'head -c 200 /tmp/esc-scope.alice' | tr '\n' ' ')")
+    errs+=("systemd-run --user --scope did not start within 60 s: $(ssh_root 'head -c 200 /tmp/esc-scope.alice' | tr '\n' ' ')")
 fi
-if wait_until 60 running 7002; then
-    judge "systemd-run service" "$(where sleep 7002)"
+if [ -n "$service" ]; then
+    judge "systemd-run service" "$service"
 else
-    errs+=("systemd-run --user --unit did not start: $(tr '\n' ' ' <<<"$out" | cut -c1-200)")
+    errs+=("systemd-run --user --unit did not start within 60 s: $(tr '\n' ' ' <<<"$out" | cut -c1-200)")
 fi
 got=$(cg_read "$slice" memory.max)
 if [ "$got" = "$cap" ]; then

@@ -34,6 +34,16 @@ allow)
     grep -qx in <<<"$out" && figs+=("alice allowed after $took s") || errs+=("alice denied though on_failure = allow")
     ;;
 esac
+# sudo takes a session error as non-fatal and su must not run the command either: a deny
+# from the module holds for both (root's own shell above is never denied).
+for via in "sudo -n -u alice" "su alice -c"; do
+    out=$(ssh_root "$via 'echo in'" 2>&1 || true)
+    case "$action" in
+    deny) grep -qx in <<<"$out" && errs+=("$via ran with dbus down (on_failure = deny)") ||
+        figs+=("$via denied") ;;
+    allow) grep -qx in <<<"$out" && figs+=("$via allowed") || errs+=("$via denied though on_failure = allow") ;;
+    esac
+done
 jline=$(ssh_root "journalctl --since @${t0%.*} --no-pager -o cat | grep -m1 'pam_contain(sshd:session)'" || true)
 figs+=("journal: $(cut -c1-100 <<<"${jline:-none}")")
 
