@@ -4,7 +4,8 @@
 #   tests/vm/run.sh [--demo] SUITE...      (SUITE = bookworm | trixie)
 # Prints one PASS/FAIL line per check and a final "N passed, M failed" line.
 # VM_CHECKS="01 05" runs only the checks whose names start with those prefixes.
-# Several suites run side by side unless VM_PARALLEL=0.
+# Several suites run side by side unless VM_PARALLEL=0, each guest with one vCPU per host
+# core (VM_SMP overrides; a single guest gets 2).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -113,6 +114,10 @@ start=$SECONDS
 # conditions with generous bounds, so sharing the host's cores costs time, not results.
 if ((${#SUITES[@]} > 1)) && [ "${VM_PARALLEL:-1}" = 1 ]; then
     trap - EXIT
+    # One vCPU per host core: an emulated vCPU whose thread waits for a core stalls the
+    # guest's other vCPU at every lock and IPI (side by side on 2 cores, -smp 2 took the
+    # boot to ssh 219-272 s, -smp 1 92-148 s).
+    export VM_SMP=${VM_SMP:-$(($(nproc) / ${#SUITES[@]} > 1 ? $(nproc) / ${#SUITES[@]} : 1))}
     pids=()
     for suite in "${SUITES[@]}"; do
         # Each line carries its suite, as the two guests' output interleaves.
