@@ -190,29 +190,50 @@ pub struct Told {
     pub failed: Vec<(String, String)>,
 }
 
-/// Writes `line` to every open terminal of `uid`.
+/// Writes `line` to every open terminal of `uid`: logind's and utmp's (the logins' own) first,
+/// then those only a scan of /proc finds (tmux, screen), which takes longest on a busy box.
 pub fn tell(src: &Sources, uid: u32, line: &str) -> Told {
-    let mut names: BTreeSet<String> = session_ttys(&src.sessions_dir, uid).into_iter().collect();
+    let text = terminal_text(line);
+    let mut told = Told::default();
+    let mut logins: BTreeSet<String> = session_ttys(&src.sessions_dir, uid).into_iter().collect();
     let utmp = contain_host::files::open_nonblocking(&src.utmp, true)
         .and_then(|f| contain_host::files::read_bounded(f, 4 << 20));
     if let Ok(bytes) = utmp {
-        names.extend(utmp_ttys(&bytes));
+        logins.extend(utmp_ttys(&bytes));
     }
-    names.extend(process_ttys(&src.proc, uid));
-    let text = terminal_text(line);
-    let mut told = Told::default();
-    for name in names.into_iter().filter(|n| tty_name_ok(n)).take(MAX_TERMINALS) {
-        match write_to(&src.dev.join(&name), uid, &text) {
-            Ok(true) => told.written.push(name),
-            Ok(false) => told.refused.push(name),
-            // Gone since, or a logout raced us: nothing to tell there.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            // `mesg n` (no group write) is refused at the open, as write(1) is refused.
-            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => told.refused.push(name),
-            Err(e) => told.failed.push((name, e.to_string())),
+    let logins: Vec<String> = logins
+        .into_iter()
+        .filter(|n| tty_name_ok(n))
+        .take(MAX_TERMINALS)
+        .collect();
+    told.write_each(&src.dev, uid, &text, logins.iter().cloned());
+    let others: BTreeSet<String> = process_ttys(&src.proc, uid)
+        .into_iter()
+        .filter(|n| tty_name_ok(n) && !logins.contains(n))
+        .collect();
+    told.write_each(
+        &src.dev,
+        uid,
+        &text,
+        others.into_iter().take(MAX_TERMINALS - logins.len()),
+    );
+    told
+}
+
+impl Told {
+    fn write_each(&mut self, dev: &Path, uid: u32, text: &str, names: impl Iterator<Item = String>) {
+        for name in names {
+            match write_to(&dev.join(&name), uid, text) {
+                Ok(true) => self.written.push(name),
+                Ok(false) => self.refused.push(name),
+                // Gone since, or a logout raced us: nothing to tell there.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                // `mesg n` (no group write) is refused at the open, as write(1) is refused.
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => self.refused.push(name),
+                Err(e) => self.failed.push((name, e.to_string())),
+            }
         }
     }
-    told
 }
 
 #[cfg(test)]
