@@ -146,101 +146,16 @@ pub(crate) struct LineMark {
 /// One file's document, or every error in the file, each worded as toml words it, in the
 /// order toml reports them (its own first error comes first).
 pub(crate) fn document(text: &str, file: u32) -> Result<Document<'_>, Vec<(Loc, String)>> {
-    if text.len() >= READ_IN_HALVES_FROM
-        && let Some(document) = document_in_halves(text, file)
-    {
-        return Ok(document);
-    }
     document_in_chunks(text, file, CHUNK)
 }
 
-/// A file this big is read in two halves at once: thousands of `[[override]]` tables, the
-/// generator's whole cost at boot. Below it a thread costs more than it saves.
-const READ_IN_HALVES_FROM: usize = 256 << 10;
-
-/// True when reading `text` cut after every line, or in two halves where that applies, gives
-/// what reading it whole gives, and the headers' lines are the text's (for fuzzing).
+/// True when reading `text` cut after every line gives what reading it whole gives, and the
+/// headers' lines are the text's (for fuzzing).
 #[doc(hidden)]
 pub fn chunked_reading_agrees(text: &str) -> bool {
-    let whole = document_in_chunks(text, 0, usize::MAX);
     let cut = document_in_chunks(text, 0, 1);
     let lines_agree = cut.as_ref().map_or(true, |d| headers_agree(text, &d.headers));
-    let halves_agree = document_in_halves(text, 0)
-        .is_none_or(|h| headers_agree(text, &h.headers) && whole.as_ref().is_ok_and(|w| *w == h));
-    lines_agree && halves_agree && cut == whole
-}
-
-/// The file read as two halves on two threads, cut at an `[[override]]` header near its
-/// middle; `None` (read it whole) unless both read without error and the second holds
-/// nothing but `[[override]]` tables that may follow the first's. A cut inside a multi-line
-/// string, array or inline table leaves the first half unterminated: an error, so `None`.
-fn document_in_halves(text: &str, file: u32) -> Option<Document<'_>> {
-    const HEADER: &[u8] = b"\n[[override]]";
-    let middle = text.len() / 2;
-    let cut = middle + memchr::memmem::find(&text.as_bytes()[middle..], HEADER)? + 1;
-    let (head, tail) = text.split_at(cut);
-    let (first, second) = std::thread::scope(|scope| {
-        let reader = std::thread::Builder::new().spawn_scoped(scope, || read(tail, file, CHUNK, false));
-        // No thread (a tasks limit): read whole, as a small file is.
-        let reader = reader.ok()?;
-        let first = read(head, file, CHUNK, false);
-        // Joined before anything returns: a thread left to the scope would re-raise a panic.
-        let second = reader.join();
-        Some((first.ok()?, second.ok()?.ok()?))
-    })?;
-    let Document {
-        mut root,
-        mut headers,
-    } = first;
-    let [(key, mut tables)]: [(Cow<'_, str>, Node<'_>); 1] = second.root.try_into().ok()?;
-    if key != "override" || !matches!(tables.kind, Kind::Tables(_)) {
-        return None;
-    }
-    let shift = offset_u32(cut);
-    tables.shift(shift);
-    match root.iter_mut().find(|(k, _)| k == "override") {
-        None => root.push((key, tables)),
-        Some((
-            _,
-            Node {
-                kind: Kind::Tables(before),
-                ..
-            },
-        )) => {
-            let Kind::Tables(after) = tables.kind else {
-                return None;
-            };
-            before.append(after);
-        }
-        // `override = [...]` or `[override]` before: reading whole says what is wrong.
-        Some(_) => return None,
-    }
-    let lines_before = offset_u32(memchr::memchr_iter(b'\n', &text.as_bytes()[..cut]).count());
-    headers.extend(second.headers.into_iter().map(|mark| LineMark {
-        offset: mark.offset + shift,
-        line: mark.line + lines_before,
-        line_start: mark.line_start + shift,
-    }));
-    Some(Document { root, headers })
-}
-
-impl Node<'_> {
-    /// Moves every place in this node `by` bytes further into the file.
-    fn shift(&mut self, by: u32) {
-        self.key.offset = self.key.offset.saturating_add(by);
-        self.at.offset = self.at.offset.saturating_add(by);
-        match &mut self.kind {
-            Kind::Table(entries) => entries.iter_mut().for_each(|(_, node)| node.shift(by)),
-            Kind::Array(items) => items.iter_mut().for_each(|node| node.shift(by)),
-            Kind::Tables(tables) => {
-                for (at, ..) in &mut tables.tables {
-                    at.offset = at.offset.saturating_add(by);
-                }
-                tables.entries.iter_mut().for_each(|(_, node)| node.shift(by));
-            }
-            _ => {}
-        }
-    }
+    lines_agree && cut == document_in_chunks(text, 0, usize::MAX)
 }
 
 /// True when each header's line and line start are those counted from the text.
@@ -262,17 +177,6 @@ fn offset_u32(offset: usize) -> u32 {
 /// file. A file with an error is read again in one piece, so that its errors are the ones toml
 /// finds reading it whole.
 fn document_in_chunks(text: &str, file: u32, chunk: usize) -> Result<Document<'_>, Vec<(Loc, String)>> {
-    read(text, file, chunk, true)
-}
-
-/// [`document_in_chunks`]; without `errors_as_whole`, the first error ends the reading (with
-/// no message: the caller reads the file whole).
-fn read(
-    text: &str,
-    file: u32,
-    chunk: usize,
-    errors_as_whole: bool,
-) -> Result<Document<'_>, Vec<(Loc, String)>> {
     let source = Source::new(text);
     let mut builder = Builder::new(source, file);
     let mut errors: Vec<ParseError> = Vec::new();
@@ -298,11 +202,7 @@ fn read(
             // receivers (ValidateWhitespace, RecursionGuard) do, without their calls per event.
             toml_parser::parser::parse_document(&tokens, &mut builder, &mut errors);
             if !errors.is_empty() || !builder.errors.is_empty() {
-                return if errors_as_whole {
-                    document_in_chunks(text, file, usize::MAX)
-                } else {
-                    Err(Vec::new())
-                };
+                return document_in_chunks(text, file, usize::MAX);
             }
             tokens.clear();
         }
@@ -1248,45 +1148,5 @@ mod tests {
         let dup = format!("{text}k7 = 1\n");
         assert!(document(&dup, 0).is_err());
         assert!(start.elapsed().as_secs() < 30, "{:?}", start.elapsed());
-    }
-
-    fn overrides(n: usize) -> String {
-        (0..n)
-            .map(|i| format!("[[override]]\nuser = \"u{i}\"\nmemory_max = \"{}M\"\n", 1024 + i))
-            .collect()
-    }
-
-    #[test]
-    fn a_big_policy_read_in_halves_is_the_one_read_whole() {
-        let text = format!("[users]\nmemory_max = \"2G\"\n{}", overrides(10_000));
-        assert!(text.len() >= READ_IN_HALVES_FROM);
-        let halves = document_in_halves(&text, 3).expect("read in halves");
-        assert_eq!(Ok(&halves), document_in_chunks(&text, 3, usize::MAX).as_ref());
-        assert!(headers_agree(&text, &halves.headers));
-        assert_eq!(halves.headers.len(), 10_001);
-        assert!(chunked_reading_agrees(&text));
-    }
-
-    #[test]
-    fn a_cut_that_would_change_the_reading_reads_the_file_whole() {
-        let tail = overrides(200);
-        let cases = [
-            // The cut's header inside a multi-line string or array of the first half.
-            format!("{}s = \"\"\"\n{}\"\"\"\n", overrides(10), overrides(400)),
-            format!("{}a = [\n{}]\n", overrides(10), "[[override]]\n".repeat(400)),
-            // override as a plain array or a table first: reading whole says what is wrong.
-            format!("override = []\n{}{tail}", "#\n".repeat(20_000)),
-            format!("[override]\nx = 1\n{}{tail}", "#\n".repeat(20_000)),
-            // Something else after the cut.
-            format!("{}{tail}[users]\nmemory_max = \"1G\"\n", overrides(1)),
-        ];
-        for text in &cases {
-            let whole = document_in_chunks(text, 0, usize::MAX);
-            assert!(document_in_halves(text, 0).is_none(), "{text:.80}");
-            assert_eq!(document(text, 0), whole, "{text:.80}");
-            assert!(chunked_reading_agrees(text), "{text:.80}");
-        }
-        assert!(document_in_chunks(&cases[2], 0, usize::MAX).is_err());
-        assert!(document_in_chunks(&cases[3], 0, usize::MAX).is_err());
     }
 }
