@@ -3,7 +3,7 @@
 # contain units remain; purge then removes /etc/contain and /var/lib/contain.
 # Right after the remove: no runtime cap of contain's is left on a user slice, nor the
 # metrics textfile; alice's slice made anew has systemd's own limits, and again after a
-# reboot (REMOVE_REBOOT_SUITES, trixie by default).
+# reboot (REMOVE_REBOOT_SUITES, bookworm by default).
 # The admin has changed common-session by hand, so pam-auth-update keeps its pam_contain
 # line: the remove must warn, and the leftover line must lock nobody out, root included.
 set -euo pipefail
@@ -54,14 +54,14 @@ fi
 got=$(alice_limits)
 [ "$got" = "max max " ] || errs+=("a new login of alice has memory.high/max $got after the remove")
 # The boot without contain: on one release (the same package scripts on both).
-if [[ " ${REMOVE_REBOOT_SUITES:-trixie} " == *" $VM_SUITE "* ]]; then
+if [[ " ${REMOVE_REBOOT_SUITES:-bookworm} " == *" $VM_SUITE "* ]]; then
     t=$SECONDS
     reboot_and_wait || { fail "$name" "no boot after remove"; exit 1; }
     figs+=("rebooted in $((SECONDS - t)) s")
     got=$(alice_limits)
     [ "$got" = "max max " ] || errs+=("after the reboot a new login of alice has memory.high/max $got")
 else
-    figs+=("the reboot after the remove runs on ${REMOVE_REBOOT_SUITES:-trixie} only")
+    figs+=("the reboot after the remove runs on ${REMOVE_REBOOT_SUITES:-bookworm} only")
 fi
 ssh_as alice true || errs+=("alice cannot log in with the leftover line")
 if ssh_root 'journalctl -b -q --no-pager | grep -q "unable to dlopen(.*pam_contain.so)"'; then
