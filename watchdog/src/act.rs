@@ -4,10 +4,32 @@
 //! after a crash at the next start (from a record written before lowering).
 
 use crate::cgroupfs::{self, Proc};
+use nix::sys::pthread::{Pthread, pthread_kill, pthread_self};
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Once, OnceLock};
 use std::time::{Duration, Instant};
+
+/// Ends a memory.max write still reclaiming: before Linux 6.13 the write returns only once usage
+/// is under the value written (the victim's memory freed, a second or more under emulation),
+/// whatever the file says meanwhile; a pending signal ends its loop.
+const WAKE: Signal = Signal::SIGUSR2;
+
+extern "C" fn wake(_: libc::c_int) {}
+
+fn catch_wake() {
+    static INSTALLED: Once = Once::new();
+    INSTALLED.call_once(|| {
+        let action = SigAction::new(SigHandler::Handler(wake), SaFlags::empty(), SigSet::empty());
+        // SAFETY: the handler does nothing, so it is async-signal-safe; without it WAKE would
+        // end the process.
+        if let Err(e) = unsafe { sigaction(WAKE, &action) } {
+            log::warn!("cannot catch {WAKE}: a lowering write ends only when the kernel is done: {e}");
+        }
+    });
+}
 
 #[derive(Clone, Copy, Debug)]
 pub struct Timing {
@@ -240,8 +262,13 @@ pub fn end_runaway(
     // under the new limit: after the victim's memory is freed, a second or more under
     // emulation. It runs beside this thread, so the kill is seen (and the ceiling given back,
     // which ends the write) as soon as the kernel counts it.
+    catch_wake();
+    let writer: OnceLock<Pthread> = OnceLock::new();
     let (killed, written, restore) = std::thread::scope(|scope| {
-        let mut lowering = Some(scope.spawn(|| fs::write(&max_file, target.to_string())));
+        let mut lowering = Some(scope.spawn(|| {
+            let _ = writer.set(pthread_self());
+            fs::write(&max_file, target.to_string())
+        }));
         let joined = |h: std::thread::ScopedJoinHandle<'_, io::Result<()>>| {
             h.join()
                 .unwrap_or_else(|_| Err(io::Error::other("the write of memory.max panicked")))
@@ -270,8 +297,17 @@ pub fn end_runaway(
             }
             std::thread::sleep(timing.poll);
         }
-        // The kill is done (or did not come): give the cgroup its ceiling back at once.
+        // The kill is done (or did not come): give the cgroup its ceiling back at once, and
+        // end the write, which would otherwise hold the report until the victim is freed.
         let restore = guard.restore();
+        if let Some(h) = &lowering {
+            while !h.is_finished() {
+                if let Some(&thread) = writer.get() {
+                    let _ = pthread_kill(thread, WAKE);
+                }
+                std::thread::sleep(timing.poll);
+            }
+        }
         let written = match (lowering, written) {
             (Some(h), _) => joined(h),
             (None, Some((result, _))) => result,
