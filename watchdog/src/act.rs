@@ -261,7 +261,7 @@ pub fn end_runaway(
     // The kernel reclaims and OOM-kills inside this write, which returns only once usage is
     // under the new limit: after the victim's memory is freed, a second or more under
     // emulation. It runs beside this thread, so the kill is seen (and the ceiling given back,
-    // which ends the write) as soon as the kernel counts it.
+    // and the write ended by WAKE) as soon as the kernel counts it.
     catch_wake();
     let writer: OnceLock<Pthread> = OnceLock::new();
     let (killed, written, restore) = std::thread::scope(|scope| {
@@ -290,7 +290,7 @@ pub fn end_runaway(
                 }
             }
             // No kill within kill_wait of the write's end (reclaim sufficed, or nothing can
-            // be killed); a write still in the kernel after far longer is ended by the restore.
+            // be killed); a write still in the kernel after far longer is ended below.
             let waited = written.as_ref().map_or(start.elapsed() / 6, |(_, t)| t.elapsed());
             if waited >= timing.kill_wait {
                 break;
