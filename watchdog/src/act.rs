@@ -76,6 +76,16 @@ pub struct Ended {
     pub restore: io::Result<Restore>,
 }
 
+/// A kill the kernel has counted, with the ceiling already given back: what the report needs,
+/// handed over before the lowering write is ended (which can take a reclaim pass).
+pub struct Killed<'a> {
+    /// memory.current just before acting.
+    pub usage: u64,
+    /// memory.max as it was, and is again.
+    pub original_max: &'a str,
+    pub before: &'a [Proc],
+}
+
 fn page_size() -> u64 {
     use nix::unistd::{SysconfVar, sysconf};
     match sysconf(SysconfVar::PAGE_SIZE) {
@@ -197,13 +207,15 @@ impl Drop for RootShield {
     }
 }
 
-/// Ends the runaway in the cgroup at `dir` (`cgroup` is its path for the crash record).
+/// Ends the runaway in the cgroup at `dir` (`cgroup` is its path for the crash record);
+/// `on_kill` runs once the kill is counted and the ceiling restored.
 pub fn end_runaway(
     dir: &Path,
     cgroup: &str,
     proc_root: &Path,
     pending: &Path,
     timing: &Timing,
+    on_kill: impl FnOnce(&Killed<'_>),
 ) -> io::Result<Ended> {
     let before = cgroupfs::processes(dir, proc_root);
     let oom_before = oom_kills(dir)?;
@@ -297,9 +309,16 @@ pub fn end_runaway(
             }
             std::thread::sleep(timing.poll);
         }
-        // The kill is done (or did not come): give the cgroup its ceiling back at once, and
-        // end the write, which would otherwise hold the report until the victim is freed.
+        // The kill is done (or did not come): give the cgroup its ceiling back at once, tell,
+        // and only then end the write, which can be deep in a reclaim pass.
         let restore = guard.restore();
+        if killed {
+            on_kill(&Killed {
+                usage,
+                original_max: &original,
+                before: &before,
+            });
+        }
         if let Some(h) = &lowering {
             while !h.is_finished() {
                 if let Some(&thread) = writer.get() {
@@ -416,6 +435,7 @@ mod tests {
                 &self.proc_root,
                 &self.pending,
                 &fast(),
+                |_| {},
             )
         }
 
@@ -536,6 +556,36 @@ mod tests {
     }
 
     #[test]
+    fn the_kill_is_handed_over_once_with_the_ceiling_already_back() {
+        for kill in [true, false] {
+            let f = fake("838860800");
+            let (stop, kernel) = kernel(&f, kill);
+            let mut told = Vec::new();
+            let ended = end_runaway(
+                &f.cg,
+                "/user.slice/user-1001.slice",
+                &f.proc_root,
+                &f.pending,
+                &fast(),
+                |k| {
+                    let max = fs::read_to_string(f.cg.join("memory.max")).expect("read");
+                    let pids: Vec<u32> = k.before.iter().map(|p| p.pid).collect();
+                    told.push((max, k.original_max.to_string(), k.usage, pids));
+                },
+            )
+            .expect("acted");
+            stop.store(true, Ordering::Relaxed);
+            kernel.join().expect("kernel thread");
+            assert_eq!(ended.killed, kill);
+            let expected = kill.then(|| {
+                let c = "838860800".to_string();
+                (c.clone(), c, 707 * M + 123, vec![100, 200])
+            });
+            assert_eq!(told, expected.into_iter().collect::<Vec<_>>(), "kill: {kill}");
+        }
+    }
+
+    #[test]
     fn restores_even_when_no_kill_comes() {
         let f = fake("max");
         let (ended, seen) = f.end_with_kernel(false);
@@ -610,7 +660,10 @@ mod tests {
     #[test]
     fn nothing_is_lowered_when_usage_is_already_at_max() {
         let f = fake(&(707 * M).to_string());
-        let err = end_runaway(&f.cg, "/x", &f.proc_root, &f.pending, &fast()).expect_err("refused");
+        let err = end_runaway(&f.cg, "/x", &f.proc_root, &f.pending, &fast(), |_| {
+            panic!("nothing was killed")
+        })
+        .expect_err("refused");
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
         assert_eq!(
             fs::read_to_string(f.cg.join("memory.max")).expect("read").trim(),

@@ -384,21 +384,51 @@ impl Daemon {
 
     fn act(&mut self, cgroup: &str, before: &Sample, throttled_ms: u64) {
         let dir = self.dir_of(cgroup);
-        let result = act::end_runaway(
-            &dir,
-            cgroup,
-            &self.cfg.paths.proc_root,
-            &self.cfg.paths.pending_restore(),
-            &self.cfg.timing,
+        let Some(target) = self.watched.get(cgroup).map(|w| w.target.clone()) else {
+            return;
+        };
+        let uid = match &target.kind {
+            Kind::User { uid, .. } => Some(*uid),
+            _ => None,
+        };
+        let kill_of = |pid: Option<u32>, comm: Option<String>, usage: u64, original_max: &str| Kill {
+            time: unix_now(),
+            uid,
+            user: user_of(&target.kind),
+            cgroup: cgroup.to_string(),
+            pid,
+            comm,
+            usage,
+            high: before.high,
+            max: cgroupfs::parse_limit(original_max).flatten(),
+            reason: Reason::Throttled,
+            throttled_secs: Some(throttled_ms.div_ceil(1000)),
+            no_swap: no_swap(&dir),
+        };
+        let (proc_root, pending, timing) = (
+            self.cfg.paths.proc_root.clone(),
+            self.cfg.paths.pending_restore(),
+            self.cfg.timing,
         );
+        let mut reported = false;
+        let result = act::end_runaway(&dir, cgroup, &proc_root, &pending, &timing, |killed| {
+            // The kernel's report is in the log before its kill counter rises: the user hears
+            // of it at once. Only without it is the victim looked for in /proc, below.
+            let pids: Vec<u32> = killed.before.iter().map(|p| p.pid).collect();
+            if let Some(k) = self.kernel_report(cgroup, &pids, uid) {
+                self.report(
+                    &target,
+                    &kill_of(Some(k.pid), Some(k.comm), killed.usage, killed.original_max),
+                );
+                reported = true;
+            }
+        });
         let now = self.now_ms();
         let after = cgroupfs::read_sample(&dir, now).ok();
         let grace = self.rules.grace_ms;
-        let Some(w) = self.watched.get_mut(cgroup) else {
-            return;
-        };
-        w.tracker.acted(now, after, grace);
-        let target = w.target.clone();
+        if let Some(w) = self.watched.get_mut(cgroup) {
+            w.tracker.acted(now, after, grace);
+        }
         let ended = match result {
             Ok(e) => e,
             Err(e) => {
@@ -428,43 +458,18 @@ impl Daemon {
             );
             return;
         }
-        let uid = match &target.kind {
-            Kind::User { uid, .. } => Some(*uid),
-            _ => None,
+        if reported {
+            return;
+        }
+        let left = act::await_victim(&dir, &proc_root, &ended.before, &timing);
+        if left.is_none() {
+            log::info!(target: NOTICE, "{cgroup}: the OOM victim could not be confirmed; reporting the largest process");
+        }
+        let (pid, comm) = match left.as_ref().or(ended.victim.as_ref()) {
+            Some(v) => (Some(v.pid), Some(v.comm.clone())),
+            None => (None, None),
         };
-        // The kernel's report is in the log before its kill counter rises: the user hears of
-        // it at once. Only without it is the victim looked for in /proc, which waits for its exit.
-        let pids: Vec<u32> = ended.before.iter().map(|p| p.pid).collect();
-        let kernel = self.kernel_report(cgroup, &pids, uid);
-        let (pid, comm) = match kernel {
-            Some(ref k) => (Some(k.pid), Some(k.comm.clone())),
-            None => {
-                let left =
-                    act::await_victim(&dir, &self.cfg.paths.proc_root, &ended.before, &self.cfg.timing);
-                if left.is_none() {
-                    log::info!(target: NOTICE, "{cgroup}: the OOM victim could not be confirmed; reporting the largest process");
-                }
-                match left.as_ref().or(ended.victim.as_ref()) {
-                    Some(v) => (Some(v.pid), Some(v.comm.clone())),
-                    None => (None, None),
-                }
-            }
-        };
-        let kill = Kill {
-            time: unix_now(),
-            uid,
-            user: user_of(&target.kind),
-            cgroup: cgroup.to_string(),
-            pid,
-            comm,
-            usage: ended.usage,
-            high: before.high,
-            max: cgroupfs::parse_limit(&ended.original_max).flatten(),
-            reason: Reason::Throttled,
-            throttled_secs: Some(throttled_ms.div_ceil(1000)),
-            no_swap: no_swap(&dir),
-        };
-        self.report(&target, &kill);
+        self.report(&target, &kill_of(pid, comm, ended.usage, &ended.original_max));
     }
 
     fn kernel_report(&mut self, cgroup: &str, pids: &[u32], uid: Option<u32>) -> Option<KernelKill> {
