@@ -126,6 +126,10 @@ fn parse_killed(msg: &str) -> Option<KernelKill> {
 pub struct Kmsg {
     file: File,
     pub recent: Vec<KernelKill>,
+    /// Kills among `recent` whose "Killed process" line has not come yet.
+    unnamed: Vec<u32>,
+    /// Kills claimed before that line came: when it does, it is theirs, not a new kill.
+    claimed_unnamed: Vec<u32>,
 }
 
 const KEEP: usize = 32;
@@ -141,6 +145,8 @@ impl Kmsg {
         Ok(Kmsg {
             file,
             recent: Vec::new(),
+            unnamed: Vec::new(),
+            claimed_unnamed: Vec::new(),
         })
     }
 
@@ -171,6 +177,10 @@ impl Kmsg {
         // One kill, two lines: the cgroup comes from the summary, the name from the
         // "Killed process" line (anchored at both ends, it cannot be misread).
         let summary = msg.starts_with("oom-kill:");
+        if !summary && let Some(i) = self.claimed_unnamed.iter().position(|&p| p == kill.pid) {
+            self.claimed_unnamed.remove(i);
+            return;
+        }
         if let Some(seen) = self.recent.iter_mut().find(|k| k.pid == kill.pid) {
             if summary {
                 seen.oom_memcg = kill.oom_memcg;
@@ -178,8 +188,12 @@ impl Kmsg {
                 seen.uid = kill.uid.or(seen.uid);
             } else {
                 seen.comm = kill.comm;
+                self.unnamed.retain(|&p| p != kill.pid);
             }
             return;
+        }
+        if summary {
+            keep_last(&mut self.unnamed, kill.pid);
         }
         self.recent.push(kill);
         if self.recent.len() > KEEP {
@@ -200,7 +214,20 @@ impl Kmsg {
                     .iter()
                     .position(|k| k.uid == Some(uid) && k.oom_memcg.is_none())
             })?;
-        Some(self.recent.remove(i))
+        let kill = self.recent.remove(i);
+        if let Some(j) = self.unnamed.iter().position(|&p| p == kill.pid) {
+            self.unnamed.remove(j);
+            keep_last(&mut self.claimed_unnamed, kill.pid);
+        }
+        Some(kill)
+    }
+}
+
+/// Appends `pid`, keeping the last [`KEEP`].
+fn keep_last(pids: &mut Vec<u32>, pid: u32) {
+    pids.push(pid);
+    if pids.len() > KEEP {
+        pids.remove(0);
     }
 }
 
@@ -298,6 +325,22 @@ mod tests {
             .claim("/user.slice/user-1001.slice", &[], None)
             .expect("claimed");
         assert_eq!((got.pid, got.comm.as_str()), (1234, "stress-ng-vm"));
+    }
+
+    #[test]
+    fn a_killed_line_after_its_summary_was_claimed_is_no_new_kill() {
+        let (_dir, mut k) = kmsg_over("");
+        k.take(&format!("3,2,100,-;{SUMMARY}\n"));
+        let got = k
+            .claim("/user.slice/user-1001.slice", &[], None)
+            .expect("claimed");
+        assert_eq!(got.pid, 1234);
+        k.take(&format!("3,3,101,-;{KILLED}\n"));
+        assert!(k.recent.is_empty(), "{:?}", k.recent);
+        assert_eq!(k.claim("/x", &[], Some(1001)), None);
+        // The pid's next kill is one.
+        k.take(&format!("3,4,102,-;{KILLED}\n"));
+        assert_eq!(k.claim("/x", &[1234], None).map(|k| k.pid), Some(1234));
     }
 
     #[test]
