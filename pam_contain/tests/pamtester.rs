@@ -139,7 +139,7 @@ fn outside_the_slice_the_process_moves_into_a_scope_there() {
         "{scope}"
     );
     assert_eq!(calls[0].method, "StartTransientUnit");
-    assert_eq!(calls[0].detail, "mode=fail");
+    assert_eq!(calls[0].detail, "mode=replace");
     let mut expected = vec!["Slice=user-1002.slice".to_string(), format!("PIDs={}", run.pid)];
     expected.extend(SCOPE_PROPS_TAIL.map(String::from));
     assert_eq!(calls[0].properties, expected);
@@ -164,6 +164,21 @@ fn outside_the_slice_the_process_moves_into_a_scope_there() {
         "{:?}",
         run.log()
     );
+}
+
+#[test]
+fn a_login_while_logind_stops_the_users_slice_keeps_it() {
+    let _serial = serial();
+    let sb = Sandbox::new("stopping");
+    // `sudo -u bob` seconds after bob's last logout: logind has queued the stop of his slice.
+    sb.set_cgroup("/user.slice/user-1001.slice/session-4.scope");
+    sb.set_slice(1002, &RIGHT);
+    sb.fake().slice_stopping(Some("user-1002.slice"));
+    sb.fake().move_into(Some(sb.proc_cgroup()));
+    let run = sb.pamtester("bob", &[], "");
+    run.assert_ok();
+    let scope = &sb.fake().calls()[0].unit;
+    assert_eq!(sb.cgroup(), format!("0::/user.slice/user-1002.slice/{scope}\n"));
 }
 
 #[test]

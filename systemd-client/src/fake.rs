@@ -63,6 +63,8 @@ struct State {
     forge: Option<String>,
     /// That other client: an ordinary connection with no name, as any local user could open.
     forger: Option<zbus::Connection>,
+    /// A slice with a stop job queued (logind tearing down a user who logged out).
+    stopping: Option<String>,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -105,6 +107,7 @@ impl FakeSystemd {
             values: BTreeMap::new(),
             forge: None,
             forger: None,
+            stopping: None,
         }));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let served = FakeManager { state: state.clone() };
@@ -169,6 +172,12 @@ impl FakeSystemd {
     /// system bus's default policy does.
     pub fn forge_job_removed(&self, result: Option<&str>) {
         lock(&self.state).forge = result.map(str::to_string);
+    }
+
+    /// Emulates a stop job queued for `slice`: a transaction that starts it is refused in
+    /// mode `fail`, as systemd refuses it; mode `replace` replaces the stop job.
+    pub fn slice_stopping(&self, slice: Option<&str>) {
+        lock(&self.state).stopping = slice.map(str::to_string);
     }
 
     /// Emulates systemd moving the caller: on StartTransientUnit, writes the new cgroup here.
@@ -362,11 +371,23 @@ impl FakeManager {
         #[zbus(header)] header: zbus::message::Header<'_>,
     ) -> zbus::fdo::Result<OwnedObjectPath> {
         let answer = self.record("StartTransientUnit", &name, format!("mode={mode}"), &properties);
+        let slice = properties
+            .iter()
+            .find(|(k, _)| k == "Slice")
+            .map(|(_, v)| show(&Variant::from(v.clone())));
+        {
+            let mut state = lock(&self.state);
+            if slice.is_some() && state.stopping == slice {
+                if mode == "fail" {
+                    return Err(zbus::fdo::Error::Failed(format!(
+                        "Transaction for {name}/start is destructive ({} has 'stop' job queued, but 'start' is included in transaction).",
+                        state.stopping.as_deref().unwrap_or_default()
+                    )));
+                }
+                state.stopping = None;
+            }
+        }
         if answer == Answer::Done {
-            let slice = properties
-                .iter()
-                .find(|(k, _)| k == "Slice")
-                .map(|(_, v)| show(&Variant::from(v.clone())));
             let file = lock(&self.state).cgroup_file.clone();
             if let (Some(file), Some(slice)) = (file, slice) {
                 let cgroup = Path::new("/").join(slice_path(&slice)).join(&name);

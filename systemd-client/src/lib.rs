@@ -348,11 +348,14 @@ pub fn start_transient_scope(
         let owner = systemd_owner(&bus).await?;
         let mut jobs = watch_jobs(&bus, &owner).await?;
         let aux: Vec<(&str, VariantProps<'_>)> = Vec::new();
+        // `replace`: a login right after the user's last logout finds logind stopping the
+        // slice; `fail` would refuse the login ("transaction is destructive"), `replace` keeps
+        // the slice. Jobs of a shutdown are irreversible and still win.
         let reply = call_owner(
             &bus,
             &owner,
             "StartTransientUnit",
-            &(name, "fail", to_variants(&all), aux),
+            &(name, "replace", to_variants(&all), aux),
         )
         .await?;
         let job: OwnedObjectPath = reply.body().deserialize()?;

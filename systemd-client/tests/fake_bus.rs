@@ -107,7 +107,7 @@ fn calls_reach_systemd_as_systemctl_would_send_them() {
     let calls = fake.take_calls();
     assert_call(
         &calls[0],
-        ("StartTransientUnit", "contain-1001-77.scope", "mode=fail"),
+        ("StartTransientUnit", "contain-1001-77.scope", "mode=replace"),
         &[
             "Slice=user-1001.slice",
             "PIDs=77",
