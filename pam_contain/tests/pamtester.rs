@@ -167,10 +167,10 @@ fn outside_the_slice_the_process_moves_into_a_scope_there() {
 }
 
 #[test]
-fn a_login_while_logind_stops_the_users_slice_keeps_it() {
+fn a_login_as_the_users_slice_stops_keeps_it() {
     let _serial = serial();
     let sb = Sandbox::new("stopping");
-    // `sudo -u bob` seconds after bob's last logout: logind has queued the stop of his slice.
+    // `sudo -u bob` as bob's last unit ends: systemd has queued the stop of his slice.
     sb.set_cgroup("/user.slice/user-1001.slice/session-4.scope");
     sb.set_slice(1002, &RIGHT);
     sb.fake().slice_stopping(Some("user-1002.slice"));

@@ -63,7 +63,7 @@ struct State {
     forge: Option<String>,
     /// That other client: an ordinary connection with no name, as any local user could open.
     forger: Option<zbus::Connection>,
-    /// A slice with a stop job queued (logind tearing down a user who logged out).
+    /// A slice with a stop job queued (a user slice whose last unit just ended).
     stopping: Option<String>,
 }
 

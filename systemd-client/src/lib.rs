@@ -348,9 +348,9 @@ pub fn start_transient_scope(
         let owner = systemd_owner(&bus).await?;
         let mut jobs = watch_jobs(&bus, &owner).await?;
         let aux: Vec<(&str, VariantProps<'_>)> = Vec::new();
-        // `replace`: a login right after the user's last logout finds logind stopping the
-        // slice; `fail` would refuse the login ("transaction is destructive"), `replace` keeps
-        // the slice. Jobs of a shutdown are irreversible and still win.
+        // `replace`: a user's slice stops as soon as its last unit ends (StopWhenUnneeded);
+        // a login in that moment would be refused in mode `fail` ("transaction is
+        // destructive"), `replace` keeps the slice. A shutdown's jobs are irreversible and win.
         let reply = call_owner(
             &bus,
             &owner,
