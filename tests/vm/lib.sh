@@ -278,11 +278,12 @@ start_vm() {
     mkdir -p "$VM_CACHE_ROOT"
     img=$("$VM_HERE/image.sh" "$VM_SUITE") || return 2
     probe_accel "$img"
-    # Others may be running VMs from the same cache: remove only runs whose QEMU is gone.
+    # Others may be running VMs from the same cache: remove only runs whose QEMU is gone (two
+    # suites starting together may race to remove the same one).
     for d in "$VM_CACHE_ROOT"/run-*; do
         [ -d "$d" ] || continue
         if [ -f "$d/qemu.pid" ] && kill -0 "$(cat "$d/qemu.pid")" 2>/dev/null; then continue; fi
-        [ -n "$(find "$d" -maxdepth 0 -mmin +5)" ] && rm -rf "$d"
+        [ -n "$(find "$d" -maxdepth 0 -mmin +5 2>/dev/null)" ] && rm -rf "$d"
     done
     VM_RUN_DIR=$(mktemp -d "$VM_CACHE_ROOT/run-$VM_SUITE-XXXXXX") || return 2
     VM_SERIAL=$VM_RUN_DIR/serial.log
