@@ -125,11 +125,17 @@ fn parse_killed(msg: &str) -> Option<KernelKill> {
 /// A non-blocking reader of new kmsg records, keeping the last few OOM kills.
 pub struct Kmsg {
     file: File,
-    pub recent: Vec<KernelKill>,
-    /// Kills among `recent` whose "Killed process" line has not come yet.
-    unnamed: Vec<u32>,
-    /// Kills claimed before that line came: when it does, it is theirs, not a new kill.
-    claimed_unnamed: Vec<u32>,
+    recent: Vec<Seen>,
+}
+
+/// A kill as its lines came in.
+#[derive(Debug)]
+struct Seen {
+    kill: KernelKill,
+    /// Its "Killed process" line has come.
+    named: bool,
+    /// Reported from its summary before that line came: kept only to take the line when it does.
+    claimed: bool,
 }
 
 const KEEP: usize = 32;
@@ -145,8 +151,6 @@ impl Kmsg {
         Ok(Kmsg {
             file,
             recent: Vec::new(),
-            unnamed: Vec::new(),
-            claimed_unnamed: Vec::new(),
         })
     }
 
@@ -177,25 +181,25 @@ impl Kmsg {
         // One kill, two lines: the cgroup comes from the summary, the name from the
         // "Killed process" line (anchored at both ends, it cannot be misread).
         let summary = msg.starts_with("oom-kill:");
-        if !summary && let Some(i) = self.claimed_unnamed.iter().position(|&p| p == kill.pid) {
-            self.claimed_unnamed.remove(i);
-            return;
-        }
-        if let Some(seen) = self.recent.iter_mut().find(|k| k.pid == kill.pid) {
+        if let Some(i) = self.recent.iter().position(|s| s.kill.pid == kill.pid) {
+            let seen = &mut self.recent[i];
             if summary {
-                seen.oom_memcg = kill.oom_memcg;
-                seen.constraint = kill.constraint.or(seen.constraint.take());
-                seen.uid = kill.uid.or(seen.uid);
+                seen.kill.oom_memcg = kill.oom_memcg;
+                seen.kill.constraint = kill.constraint.or(seen.kill.constraint.take());
+                seen.kill.uid = kill.uid.or(seen.kill.uid);
+            } else if seen.claimed {
+                self.recent.remove(i);
             } else {
-                seen.comm = kill.comm;
-                self.unnamed.retain(|&p| p != kill.pid);
+                seen.kill.comm = kill.comm;
+                seen.named = true;
             }
             return;
         }
-        if summary {
-            keep_last(&mut self.unnamed, kill.pid);
-        }
-        self.recent.push(kill);
+        self.recent.push(Seen {
+            kill,
+            named: !summary,
+            claimed: false,
+        });
         if self.recent.len() > KEEP {
             self.recent.remove(0);
         }
@@ -203,31 +207,27 @@ impl Kmsg {
 
     /// Takes the kill reported for `cgroup` (or, with no summary line, for one of `pids`).
     pub fn claim(&mut self, cgroup: &str, pids: &[u32], uid: Option<u32>) -> Option<KernelKill> {
+        let open = |s: &Seen| !s.claimed;
         let i = self
             .recent
             .iter()
-            .position(|k| k.oom_memcg.as_deref() == Some(cgroup))
-            .or_else(|| self.recent.iter().position(|k| pids.contains(&k.pid)))
+            .position(|s| open(s) && s.kill.oom_memcg.as_deref() == Some(cgroup))
+            .or_else(|| {
+                self.recent
+                    .iter()
+                    .position(|s| open(s) && pids.contains(&s.kill.pid))
+            })
             .or_else(|| {
                 let uid = uid?;
                 self.recent
                     .iter()
-                    .position(|k| k.uid == Some(uid) && k.oom_memcg.is_none())
+                    .position(|s| open(s) && s.kill.uid == Some(uid) && s.kill.oom_memcg.is_none())
             })?;
-        let kill = self.recent.remove(i);
-        if let Some(j) = self.unnamed.iter().position(|&p| p == kill.pid) {
-            self.unnamed.remove(j);
-            keep_last(&mut self.claimed_unnamed, kill.pid);
+        if self.recent[i].named {
+            return Some(self.recent.remove(i).kill);
         }
-        Some(kill)
-    }
-}
-
-/// Appends `pid`, keeping the last [`KEEP`].
-fn keep_last(pids: &mut Vec<u32>, pid: u32) {
-    pids.push(pid);
-    if pids.len() > KEEP {
-        pids.remove(0);
+        self.recent[i].claimed = true;
+        Some(self.recent[i].kill.clone())
     }
 }
 
