@@ -375,13 +375,12 @@ impl FakeManager {
             .iter()
             .find(|(k, _)| k == "Slice")
             .map(|(_, v)| show(&Variant::from(v.clone())));
-        {
+        if let Some(slice) = &slice {
             let mut state = lock(&self.state);
-            if slice.is_some() && state.stopping == slice {
+            if state.stopping.as_ref() == Some(slice) {
                 if mode == "fail" {
                     return Err(zbus::fdo::Error::Failed(format!(
-                        "Transaction for {name}/start is destructive ({} has 'stop' job queued, but 'start' is included in transaction).",
-                        state.stopping.as_deref().unwrap_or_default()
+                        "Transaction for {name}/start is destructive ({slice} has 'stop' job queued, but 'start' is included in transaction)."
                     )));
                 }
                 state.stopping = None;
