@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -78,6 +79,9 @@ pub struct FakeSystemd {
     address: String,
     daemon: Child,
     state: Shared,
+    served: Option<std::thread::JoinHandle<()>>,
+    /// Disconnected once the serving thread has returned.
+    ended: std::sync::mpsc::Receiver<()>,
 }
 
 impl FakeSystemd {
@@ -113,9 +117,11 @@ impl FakeSystemd {
         let served = FakeManager { state: state.clone() };
         let forger_state = state.clone();
         let bus = address.clone();
-        std::thread::Builder::new()
+        let (ended_tx, ended) = std::sync::mpsc::channel::<()>();
+        let served = std::thread::Builder::new()
             .name("fake-systemd".into())
             .spawn(move || {
+                let _ended = ended_tx;
                 zbus::block_on(async move {
                     match zbus::connection::Builder::address(bus.as_str()).build().await {
                         Ok(forger) => lock(&forger_state).forger = Some(forger),
@@ -151,6 +157,8 @@ impl FakeSystemd {
                 address,
                 daemon,
                 state,
+                served: Some(served),
+                ended,
             }),
             Ok(Err(e)) => Err(std::io::Error::other(format!("fake systemd did not start: {e}"))),
             Err(_) => Err(std::io::Error::other("fake systemd did not start in 10 s")),
@@ -200,6 +208,14 @@ impl Drop for FakeSystemd {
     fn drop(&mut self) {
         let _ = self.daemon.kill();
         let _ = self.daemon.wait();
+        // Joined, so that whatever the serving thread leaves (a runtime helper holding a call
+        // never answered) has been started when the drop returns: tests counting threads take
+        // their baseline after it, not before.
+        if let Err(RecvTimeoutError::Disconnected) = self.ended.recv_timeout(Duration::from_secs(10))
+            && let Some(served) = self.served.take()
+        {
+            let _ = served.join();
+        }
     }
 }
 

@@ -88,6 +88,14 @@ pub fn threads() -> Vec<String> {
     names
 }
 
+/// The ids of this process's threads.
+pub fn task_ids() -> std::collections::BTreeSet<u32> {
+    fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
 /// One pam_start … pam_end cycle for `user`, returning open_session's result.
 pub fn login(confdir: &Path, user: &str, tty: Option<&str>) -> c_int {
     login_as(confdir, Some(user.as_bytes()), tty)
