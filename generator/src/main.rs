@@ -9,6 +9,13 @@ use contain_policy::local_users_where;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod arena;
+
+use arena::BootArena;
+
+#[global_allocator]
+static HEAP: BootArena = BootArena::new();
+
 fn main() -> ExitCode {
     let Some(unit_dir) = std::env::args_os().nth(1).map(PathBuf::from) else {
         eprintln!("usage: contain-generator NORMAL_DIR [EARLY_DIR LATE_DIR]");
