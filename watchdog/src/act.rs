@@ -310,7 +310,16 @@ pub fn end_runaway(
             std::thread::sleep(timing.poll);
         }
         // The kill is done (or did not come): give the cgroup its ceiling back at once, tell,
-        // and only then end the write, which can be deep in a reclaim pass.
+        // and only then wait for the write, which can be deep in a reclaim pass. It is woken
+        // first: until the victim's memory is freed the kernel loops in it (the OOM killer
+        // finds the victim still exiting), taking CPU the tell and that exit need.
+        if killed
+            && let Some(h) = &lowering
+            && !h.is_finished()
+            && let Some(&thread) = writer.get()
+        {
+            let _ = pthread_kill(thread, WAKE);
+        }
         let restore = guard.restore();
         if killed {
             on_kill(&Killed {

@@ -526,17 +526,25 @@ impl Daemon {
     }
 
     fn report(&mut self, target: &Target, kill: &Kill) {
+        // The user's terminals first: their line has a deadline (a second after the kill),
+        // the journal entry, notice, counters and hook do not.
+        let user = match target.kind {
+            Kind::User { uid, .. } => {
+                let notice = kill.notice();
+                let told = terminals::tell(&self.cfg.terminals, uid, &notice);
+                if !told.written.is_empty() {
+                    log::info!("told uid {uid} on {}", told.written.join(", "));
+                }
+                for (tty, e) in &told.failed {
+                    log::info!(target: NOTICE, "cannot tell uid {uid} on {tty}: {e}");
+                }
+                Some((uid, notice))
+            }
+            _ => None,
+        };
         report::journal(&self.cfg.paths.journal_socket, &kill.journal_fields());
-        if let Kind::User { uid, .. } = target.kind {
-            let notice = kill.notice();
-            // At once on their open terminals, and again at their next login.
-            let told = terminals::tell(&self.cfg.terminals, uid, &notice);
-            if !told.written.is_empty() {
-                log::info!("told uid {uid} on {}", told.written.join(", "));
-            }
-            for (tty, e) in &told.failed {
-                log::info!(target: NOTICE, "cannot tell uid {uid} on {tty}: {e}");
-            }
+        if let Some((uid, notice)) = user {
+            // Again at their next login.
             if let Err(e) = report::add_notice(&self.cfg.paths.notice_dir, uid, &notice) {
                 log::warn!("cannot leave a notice for uid {uid}: {e}");
             }

@@ -154,9 +154,20 @@ if wait_until 30 ssh_root 'test -s /tmp/wd-tty.txt'; then
     else
         grep -q 'was ended at' <<<"$tty_line" || errs+=("alice's terminal got another line: $tty_line")
         logged=$(sed -n 's/.*__REALTIME_TIMESTAMP=\([0-9]*\).*/\1/p' <<<"$fields")
+        # Where the time goes: the watchdog logs "told uid N on pts/X" right after its write
+        # to the terminal; journald stamps it on receipt, so kill→told is an upper bound.
+        told_us=$(ssh_root "journalctl -u contain-watchdog.service --since @${t0%.*} -o json --no-pager" | python3 -c '
+import json, sys
+for l in sys.stdin:
+    e = json.loads(l)
+    if str(e.get("MESSAGE", "")).startswith("told uid " + sys.argv[1] + " on "):
+        print(e["__REALTIME_TIMESTAMP"]); break' "$uid" || true)
         if [ -n "${kill_at:-}" ] && [ "$kill_at" != None ]; then
             late=$(python3 -c "print(f'{$tty_at - $kill_at:.2f}')")
-            figs+=("on alice's terminal ${late} s after the kill${logged:+ ($(python3 -c "print(f'{$tty_at - $logged / 1e6:.3f}')") s after the journal entry)}")
+            split=${told_us:+$(python3 -c "print(f'kill→told {$told_us / 1e6 - $kill_at:.2f} s, told→arrival {$tty_at - $told_us / 1e6:.2f} s')")}
+            entry_to=${logged:+$(python3 -c "print(f'{$tty_at - $logged / 1e6:.3f} s after the journal entry')")}
+            figs+=("on alice's terminal ${late} s after the kill (${split}${split:+${entry_to:+; }}${entry_to})")
+            [ -n "$told_us" ] || errs+=("no \"told uid $uid\" line in contain-watchdog's journal")
             # The 1 s target is a figure (above); the bound only catches a line that waited
             # for something else (emulated CPUs on a busy host are slow to schedule).
             python3 -c "import sys; sys.exit(0 if $tty_at - $kill_at <= 5.0 else 1)" ||
