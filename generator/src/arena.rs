@@ -6,11 +6,12 @@
 //! growth of the last block, happen in place. Where the region cannot be had or is used up,
 //! the system allocator serves.
 
-use nix::sys::mman::{MapFlags, MmapAdvise, ProtFlags, madvise, mmap_anonymous, munmap};
+use nix::sys::mman::{MapFlags, MmapAdvise, ProtFlags, madvise, mmap_anonymous};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::ffi::c_void;
 use std::num::NonZeroUsize;
 use std::ptr::{self, NonNull};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Address space only: pages are backed when first touched.
@@ -22,13 +23,10 @@ const SMALL_FIRST: usize = 512 << 10;
 /// Bytes handed out from the region.
 const LENGTH: usize = SMALL_FIRST + RESERVE;
 
-/// Not yet mapped; `FAILED`: mapping failed, the system allocator serves everything.
-const UNMAPPED: usize = 0;
-const FAILED: usize = 1;
-
 pub struct BootArena {
-    /// Start of the region, `SMALL_FIRST` before a huge-page boundary; or `UNMAPPED` / `FAILED`.
-    base: AtomicUsize,
+    /// Start of the region, `SMALL_FIRST` before a huge-page boundary; `None` where it could
+    /// not be mapped. Set once, on first use, before any block is handed out.
+    base: OnceLock<Option<usize>>,
     /// The first free byte.
     next: AtomicUsize,
 }
@@ -36,62 +34,43 @@ pub struct BootArena {
 impl BootArena {
     pub const fn new() -> Self {
         BootArena {
-            base: AtomicUsize::new(UNMAPPED),
+            base: OnceLock::new(),
             next: AtomicUsize::new(0),
         }
     }
 
     /// The region's start, mapped on first use.
     fn base(&self) -> Option<usize> {
-        match self.base.load(Ordering::Acquire) {
-            FAILED => None,
-            UNMAPPED => self.map(),
-            base => Some(base),
-        }
-    }
-
-    fn map(&self) -> Option<usize> {
-        let length = NonZeroUsize::new(2 * HUGE_PAGE + RESERVE)?;
-        // SAFETY: a fresh private anonymous mapping, touching no existing memory.
-        let mapped = unsafe {
-            mmap_anonymous(
-                None,
-                length,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_PRIVATE | MapFlags::MAP_NORESERVE,
-            )
-        };
-        let Ok(mapped) = mapped else {
-            let _ = self
-                .base
-                .compare_exchange(UNMAPPED, FAILED, Ordering::AcqRel, Ordering::Acquire);
-            return self.base();
-        };
-        let start = mapped.as_ptr() as usize;
-        let huge = (start + 2 * HUGE_PAGE - 1) & !(HUGE_PAGE - 1);
-        let base = huge - SMALL_FIRST;
-        // Without THP the advice fails and the region is served a page at a time.
-        // SAFETY: advice on the mapping just made.
-        let _ = unsafe { madvise(ptr_at(huge), RESERVE, MmapAdvise::MADV_HUGEPAGE) };
-        self.next.store(base, Ordering::Release);
-        match self
-            .base
-            .compare_exchange(UNMAPPED, base, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => Some(base),
-            Err(won) => {
-                // Another thread mapped first: ours goes.
-                // SAFETY: the mapping made above, never handed out.
-                let _ = unsafe { munmap(mapped, length.get()) };
-                (won != FAILED).then_some(won)
-            }
-        }
+        *self.base.get_or_init(|| {
+            let base = map()?;
+            self.next.store(base, Ordering::Relaxed);
+            Some(base)
+        })
     }
 
     fn owns(&self, ptr: *mut u8) -> bool {
-        let base = self.base.load(Ordering::Acquire);
-        base > FAILED && (base..base + LENGTH).contains(&(ptr as usize))
+        matches!(self.base.get(), Some(Some(base)) if (*base..base + LENGTH).contains(&(ptr as usize)))
     }
+}
+
+/// Maps the region (allocating nothing: this runs inside the first allocation).
+fn map() -> Option<usize> {
+    let length = NonZeroUsize::new(2 * HUGE_PAGE + RESERVE)?;
+    // SAFETY: a fresh private anonymous mapping, touching no existing memory.
+    let mapped = unsafe {
+        mmap_anonymous(
+            None,
+            length,
+            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+            MapFlags::MAP_PRIVATE | MapFlags::MAP_NORESERVE,
+        )
+    }
+    .ok()?;
+    let huge = (mapped.as_ptr() as usize + 2 * HUGE_PAGE - 1) & !(HUGE_PAGE - 1);
+    // Without THP the advice fails and the region is served a page at a time.
+    // SAFETY: advice on the mapping just made.
+    let _ = unsafe { madvise(ptr_at(huge), RESERVE, MmapAdvise::MADV_HUGEPAGE) };
+    Some(huge - SMALL_FIRST)
 }
 
 impl Default for BootArena {
@@ -147,7 +126,7 @@ unsafe impl GlobalAlloc for BootArena {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if self.owns(ptr) {
             let (start, end) = (ptr as usize, ptr as usize + layout.size());
-            let limit = self.base.load(Ordering::Acquire) + LENGTH;
+            let limit = self.base().map_or(0, |base| base + LENGTH);
             // The last block grows or shrinks where it is.
             if start + new_size <= limit
                 && self
