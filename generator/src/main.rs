@@ -4,7 +4,7 @@
 
 use contain_generator::generate;
 use contain_generator::kmsg::{self, NOTICE};
-use contain_host::{Outcome, Root, load_root, paths};
+use contain_host::{Outcome, Root, load_root_for_units, paths};
 use contain_policy::local_users_where;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,7 +25,7 @@ fn main() -> ExitCode {
     let root = Root::from_env();
     let policy_path = paths::POLICY;
 
-    let loaded = load_root(&root);
+    let loaded = load_root_for_units(&root);
     match loaded.outcome {
         Outcome::Applied => log::info!("applying {}", loaded.policy.sources.join(", ")),
         Outcome::Default => {
@@ -61,8 +61,6 @@ fn main() -> ExitCode {
     if let Err(e) = status.write(&root) {
         log::warn!("cannot record status in {}: {e}", paths::GENERATOR_STATUS);
     }
-    // The process ends here: freeing 10,000 overrides one by one would only cost time.
-    std::mem::forget(loaded);
     if write_error.is_some() {
         ExitCode::FAILURE
     } else {

@@ -15,6 +15,6 @@ pub use accounts::{Account, LookupError};
 pub use cgroupfs::{Cap, Pressure, Stats};
 pub use drift::{Machine, Mismatch};
 pub use files::write_atomic;
-pub use policy_files::{Loaded, MAX_POLICY_BYTES, Outcome, load, load_root, read_sources};
+pub use policy_files::{Loaded, MAX_POLICY_BYTES, Outcome, load, load_root_for_units, read_sources};
 pub use root::{ROOT_ENV, Root, paths};
 pub use status::GeneratorStatus;

@@ -3,7 +3,7 @@
 
 use crate::files::{open_nonblocking, read_bounded};
 use crate::root::{Root, paths};
-use contain_policy::{Policy, Source, builtin_default, parse};
+use contain_policy::{Overrides, Policy, Source, builtin_default, parse_keeping};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -120,15 +120,20 @@ fn read_checked(path: &Path) -> Result<String, String> {
 
 /// The policy to enforce: the admin's when valid, else the shipped default. Never fails.
 pub fn load(main: &Path) -> Loaded {
-    load_shown(main, &|p| p.display().to_string())
+    load_shown(main, &|p| p.display().to_string(), Overrides::Kept)
 }
 
-/// [`load`] for the host's policy file under `root`, named as the admin knows it.
-pub fn load_root(root: &Root) -> Loaded {
-    load_shown(&root.path(paths::POLICY), &|p| root.display(p))
+/// [`load`] for the host's policy file under `root`, named as the admin knows it, for rendering
+/// units: the overrides are checked, not kept.
+pub fn load_root_for_units(root: &Root) -> Loaded {
+    load_shown(
+        &root.path(paths::POLICY),
+        &|p| root.display(p),
+        Overrides::Checked,
+    )
 }
 
-fn load_shown(main: &Path, shown: &dyn Fn(&Path) -> String) -> Loaded {
+fn load_shown(main: &Path, shown: &dyn Fn(&Path) -> String, kept: Overrides) -> Loaded {
     let fallback = |errors| Loaded {
         policy: builtin_default(),
         outcome: Outcome::Fallback,
@@ -146,7 +151,7 @@ fn load_shown(main: &Path, shown: &dyn Fn(&Path) -> String) -> Loaded {
         Err(errors) => return fallback(errors),
     };
     let refs: Vec<Source> = sources.iter().map(|(p, t)| Source { path: p, text: t }).collect();
-    match parse(&refs) {
+    match parse_keeping(&refs, kept) {
         Ok(policy) => Loaded {
             policy,
             outcome: Outcome::Applied,

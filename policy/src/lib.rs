@@ -16,7 +16,7 @@ pub mod value;
 pub use accounts::{Account, LocalUser, local_users, local_users_where, parse_accounts};
 pub use aggregate::{Aggregate, Term, aggregate};
 pub use model::*;
-pub use parse::{Diagnostic, Source, parse};
+pub use parse::{Diagnostic, Overrides, Source, parse, parse_keeping};
 pub use render::{DROPIN, OOMD_DROPIN, Rendered, USER_DROPIN, render};
 pub use resolve::{Effective, Exemption, Resolution, Rule, Sourced};
 pub use tree::chunked_reading_agrees;

@@ -136,9 +136,23 @@ impl Diags<'_> {
     }
 }
 
+/// What a parse keeps of the `[[override]]` tables, which it checks in full either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Overrides {
+    Kept,
+    /// Checked, then dropped: for rendering units, which never carry them (pam_contain sets a
+    /// user's own caps at login), so that 10,000 of them cost the boot no more than reading.
+    Checked,
+}
+
 /// Parses and validates the policy files in merge order (the main file, then `policy.d/*.toml`).
 /// Later files replace earlier values key by key; `[[override]]` entries accumulate.
-pub fn parse<'a>(sources: &[Source<'a>]) -> Result<Policy, Vec<Diagnostic>> {
+pub fn parse(sources: &[Source<'_>]) -> Result<Policy, Vec<Diagnostic>> {
+    parse_keeping(sources, Overrides::Kept)
+}
+
+/// [`parse`], keeping of the overrides what `kept` says.
+pub fn parse_keeping<'a>(sources: &[Source<'a>], kept: Overrides) -> Result<Policy, Vec<Diagnostic>> {
     let mut d = Diags {
         files: sources,
         paths: sources.iter().map(|s| Arc::from(s.path)).collect(),
@@ -172,7 +186,7 @@ pub fn parse<'a>(sources: &[Source<'a>]) -> Result<Policy, Vec<Diagnostic>> {
     if !d.out.is_empty() {
         return Err(d.out);
     }
-    let policy = sections::build(&mut d, &merged, sources);
+    let policy = sections::build(&mut d, &merged, sources, kept);
     if d.out.is_empty() { Ok(policy) } else { Err(d.out) }
 }
 
@@ -775,5 +789,38 @@ mod tests {
             errors[1].starts_with("p.toml:5:1: a second override for user a"),
             "{errors:?}"
         );
+    }
+
+    #[test]
+    fn overrides_only_checked_give_the_same_errors_and_the_same_policy_without_them() {
+        let base = "[users]\nmemory_max = \"2G\"\n";
+        let valid = format!(
+            "{base}[[override]]\nuser = \"a\"\nmemory_max = \"1G\"\n[[override]]\ngroup = \"g\"\ntasks_max = 9\n"
+        );
+        let invalid = [
+            format!("{valid}[[override]]\nuser = \"a\"\nmemory_max = \"1G\"\n"),
+            format!("{valid}[[override]]\nuid = 4\n"),
+            format!("{valid}[[override]]\nuser = \"b\"\nuid = 5\nmemory_max = \"1G\"\n"),
+            format!("{valid}[[override]]\nuser = \"c\"\nmemory_hgh = \"1G\"\n"),
+            format!("{base}override = [1]\n"),
+        ];
+        let parse_as = |text: &str, kept| {
+            parse_keeping(&[Source { path: "p.toml", text }], kept)
+                .map_err(|e| e.iter().map(Diagnostic::to_string).collect::<Vec<_>>())
+        };
+        let kept = parse_as(&valid, Overrides::Kept).expect("valid");
+        assert_eq!(kept.overrides.len(), 2);
+        let checked = parse_as(&valid, Overrides::Checked).expect("valid");
+        assert_eq!(
+            checked,
+            Policy {
+                overrides: Vec::new(),
+                ..kept
+            }
+        );
+        for text in &invalid {
+            let errors = parse_as(text, Overrides::Kept).expect_err(text);
+            assert_eq!(parse_as(text, Overrides::Checked), Err(errors), "{text}");
+        }
     }
 }

@@ -16,12 +16,17 @@ const ROOT_KEYS: [&str; 10] = [
     "capacity",
 ];
 
-pub(super) fn build(d: &mut Diags, root: &[(Cow<'_, str>, Node<'_>)], sources: &[Source]) -> Policy {
+pub(super) fn build(
+    d: &mut Diags,
+    root: &[(Cow<'_, str>, Node<'_>)],
+    sources: &[Source],
+    kept: Overrides,
+) -> Policy {
     let top = Reader::new(d, "the policy", root, &ROOT_KEYS);
     let oomd = oomd(d, &top);
     let (users, users_reader) = users(d, &top);
     let user_slice = user_slice(d, &top);
-    let overrides = overrides(d, &top, &users.limits);
+    let overrides = overrides(d, &top, &users.limits, kept);
     let trees = trees(d, &top);
     let docker = docker(d, &top);
     let system = system(d, &top);
@@ -410,8 +415,20 @@ impl Chosen<'_> {
     }
 }
 
-/// `[[override]]`: one user's, UID's or group's own caps, each selector once.
-fn overrides<'n>(d: &mut Diags, top: &Reader<'n>, defaults: &Limits) -> Vec<Override> {
+/// As the selector it becomes says itself, without making it.
+impl fmt::Display for Chosen<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Chosen::User(n) => write!(f, "user {n}"),
+            Chosen::Uid(u) => write!(f, "uid {u}"),
+            Chosen::Group(g) => write!(f, "group {g}"),
+        }
+    }
+}
+
+/// `[[override]]`: one user's, UID's or group's own caps, each selector once. All are checked;
+/// they are kept only where `kept` asks for them.
+fn overrides<'n>(d: &mut Diags, top: &Reader<'n>, defaults: &Limits, kept: Overrides) -> Vec<Override> {
     let array = |k: &'n Kind<'n>| match k {
         Kind::Array(_) | Kind::Tables(_) => Some(k),
         _ => None,
@@ -439,8 +456,11 @@ fn overrides<'n>(d: &mut Diags, top: &Reader<'n>, defaults: &Limits) -> Vec<Over
         ),
         _ => return Vec::new(),
     };
-    let mut out: Vec<Override> = Vec::with_capacity(count);
-    let mut first_at: HashMap<Chosen, usize, BuildHasherDefault<Fnv>> =
+    let mut out: Vec<Override> = match kept {
+        Overrides::Kept => Vec::with_capacity(count),
+        Overrides::Checked => Vec::new(),
+    };
+    let mut first_at: HashMap<Chosen, &Loc, BuildHasherDefault<Fnv>> =
         HashMap::with_capacity_and_hasher(count, Default::default());
     let known = with_keys(&["user", "uid", "group"]);
     for (at, table) in items {
@@ -479,22 +499,21 @@ fn overrides<'n>(d: &mut Diags, top: &Reader<'n>, defaults: &Limits) -> Vec<Over
                 continue;
             }
         };
-        let selector = key.selector();
         match first_at.entry(key) {
             Entry::Occupied(first) => {
-                let first = &out[*first.get()].origin;
+                let first = d.origin(first.get());
                 let help = format!("the first is at {first}; merge them into one");
-                d.error(at, format!("a second override for {selector}"), Some(help));
+                d.error(at, format!("a second override for {key}"), Some(help));
                 continue;
             }
             Entry::Vacant(slot) => {
-                slot.insert(out.len());
+                slot.insert(at);
             }
         }
         if limits.is_empty() {
             d.error(
                 at,
-                format!("the override for {selector} sets no limit"),
+                format!("the override for {key} sets no limit"),
                 Some(format!("set one of: {}", LIMIT_KEYS.join(", "))),
             );
         }
@@ -506,15 +525,17 @@ fn overrides<'n>(d: &mut Diags, top: &Reader<'n>, defaults: &Limits) -> Vec<Over
         {
             d.error(
                 at,
-                format!("for {selector} the effective memory_high ({h}) would be above memory_max ({m})"),
+                format!("for {key} the effective memory_high ({h}) would be above memory_max ({m})"),
                 Some("set both memory_high and memory_max in this override".into()),
             );
         }
-        out.push(Override {
-            selector,
-            limits,
-            origin: d.origin(at),
-        });
+        if kept == Overrides::Kept {
+            out.push(Override {
+                selector: key.selector(),
+                limits,
+                origin: d.origin(at),
+            });
+        }
     }
     out
 }
