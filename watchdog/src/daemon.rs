@@ -531,9 +531,17 @@ impl Daemon {
         let user = match target.kind {
             Kind::User { uid, .. } => {
                 let notice = kill.notice();
-                let told = terminals::tell(&self.cfg.terminals, uid, &notice);
-                if !told.written.is_empty() {
-                    log::info!("told uid {uid} on {}", told.written.join(", "));
+                // Logged as each batch is written: the journal's time of the first line is
+                // when the user's login was told.
+                let mut logged = 0;
+                let told = terminals::tell(&self.cfg.terminals, uid, &notice, |t| {
+                    if !t.written.is_empty() {
+                        log::info!("told uid {uid} on {}", t.written.join(", "));
+                    }
+                    logged = t.written.len();
+                });
+                if told.written.len() > logged {
+                    log::info!("told uid {uid} on {}", told.written[logged..].join(", "));
                 }
                 for (tty, e) in &told.failed {
                     log::info!(target: NOTICE, "cannot tell uid {uid} on {tty}: {e}");

@@ -192,7 +192,8 @@ pub struct Told {
 
 /// Writes `line` to every open terminal of `uid`: logind's and utmp's (the logins' own) first,
 /// then those only a scan of /proc finds (tmux, screen), which takes longest on a busy box.
-pub fn tell(src: &Sources, uid: u32, line: &str) -> Told {
+/// `logins_told` sees what was done before that scan.
+pub fn tell(src: &Sources, uid: u32, line: &str, logins_told: impl FnOnce(&Told)) -> Told {
     let text = terminal_text(line);
     let mut told = Told::default();
     let mut logins: BTreeSet<String> = session_ttys(&src.sessions_dir, uid).into_iter().collect();
@@ -207,6 +208,7 @@ pub fn tell(src: &Sources, uid: u32, line: &str) -> Told {
         .take(MAX_TERMINALS)
         .collect();
     told.write_each(&src.dev, uid, &text, logins.iter().cloned());
+    logins_told(&told);
     let others: BTreeSet<String> = process_ttys(&src.proc, uid)
         .into_iter()
         .filter(|n| tty_name_ok(n) && !logins.contains(n))
@@ -412,7 +414,9 @@ mod tests {
             dev: "/dev".into(),
             proc: dir.path().join("no-proc"),
         };
-        let told = tell(&src, me, "contain: hello");
+        let mut first = None;
+        let told = tell(&src, me, "contain: hello", |t| first = Some(t.written.clone()));
+        assert_eq!(first, Some(vec![name.clone()]), "told before /proc is scanned");
         assert_eq!(told.written, [name]);
         let mut master = fs::File::from(pty.master);
         let mut buf = vec![0u8; 256];

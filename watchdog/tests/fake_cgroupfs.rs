@@ -239,6 +239,11 @@ fn a_runaway_stuck_at_high_is_ended_and_the_user_told() {
     assert!(wait_for(Duration::from_secs(2), || !alive(&mut balloon)));
     assert!(alive(&mut sibling), "the sibling must live");
 
+    // The notice and the counters follow the journal entry.
+    assert!(wait_for(Duration::from_secs(5), || wd
+        .notices
+        .join("4242")
+        .exists()));
     let notice = fs::read_to_string(wd.notices.join("4242")).expect("notice for the user");
     assert!(notice.starts_with("contain: "), "{notice}");
     assert!(
@@ -248,6 +253,9 @@ fn a_runaway_stuck_at_high_is_ended_and_the_user_told() {
     assert!(notice.contains("at your 600M memory_high for"), "{notice}");
     assert!(notice.contains("(ceiling 800M, no swap)"), "{notice}");
 
+    assert!(wait_for(Duration::from_secs(5), || wd
+        .counters()
+        .is_some_and(|c| c["kills_total"] == 1)));
     let c = wd.counters().expect("counters");
     assert_eq!(c["kills_total"], 1);
     assert_eq!(c["cgroups"]["/user.slice/user-4242.slice"]["watchdog_kills"], 1);
@@ -295,6 +303,10 @@ fn spikes_and_cheap_reclaim_are_left_alone_and_kernel_kills_are_reported() {
         Some("4242"),
         "no passwd entry: named by UID"
     );
+    // The counters are saved after the journal entry is sent.
+    assert!(wait_for(Duration::from_secs(5), || wd.counters().is_some_and(
+        |c| c["cgroups"]["/user.slice/user-4242.slice"]["oom_kills_seen"] == 1
+    )));
     let c = wd.counters().expect("counters");
     assert_eq!(c["cgroups"]["/user.slice/user-4242.slice"]["oom_kills_seen"], 1);
     assert_eq!(c["cgroups"]["/user.slice/user-4242.slice"]["watchdog_kills"], 0);
