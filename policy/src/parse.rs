@@ -196,7 +196,7 @@ fn merge<'a>(into: &mut Entries<'a>, from: Entries<'a>) {
             None => into.push((key, node)),
             Some((_, old)) => match (&mut old.kind, node.kind) {
                 (Kind::Table(o), Kind::Table(n)) => merge(o, n),
-                (Kind::Tables(o), Kind::Tables(n)) if key == "override" => o.append(n),
+                (Kind::Tables(o), Kind::Tables(n)) if key == "override" => o.append(*n),
                 (o @ (Kind::Array(_) | Kind::Tables(_)), n) if key == "override" && n.items().is_some() => {
                     let mut items = o.items().unwrap_or_default().into_owned();
                     items.extend(n.items().unwrap_or_default().iter().cloned());

@@ -41,8 +41,9 @@ pub(crate) struct Node<'a> {
 pub(crate) enum Kind<'a> {
     Table(Entries<'a>),
     Array(Vec<Node<'a>>),
-    /// `[[name]]`: an array of tables, their entries in one vector.
-    Tables(TableArray<'a>),
+    /// `[[name]]`: an array of tables, their entries in one vector. Boxed: a node is moved
+    /// and stored for every value in the file, and this would double its size.
+    Tables(Box<TableArray<'a>>),
     Str(Cow<'a, str>),
     /// Kept as text so that out-of-range integers get a clear message, not a wrap.
     Int(Cow<'a, str>, u32),
@@ -779,7 +780,7 @@ impl<'a> Builder<'a> {
             entries[i].1.kind = match link {
                 None => continue,
                 Some(Link::Table(child)) => Kind::Table(self.take_entries(child)),
-                Some(Link::Tables(array)) => Kind::Tables(self.take_array(array)),
+                Some(Link::Tables(array)) => Kind::Tables(Box::new(self.take_array(array))),
             };
         }
     }
