@@ -313,12 +313,13 @@ pub fn end_runaway(
         // and only then wait for the write, which can be deep in a reclaim pass. It is woken
         // first: until the victim's memory is freed the kernel loops in it (the OOM killer
         // finds the victim still exiting), taking CPU the tell and that exit need.
-        if killed
-            && let Some(h) = &lowering
-            && !h.is_finished()
-            && let Some(&thread) = writer.get()
-        {
-            let _ = pthread_kill(thread, WAKE);
+        let wake_writer = || {
+            if let Some(&thread) = writer.get() {
+                let _ = pthread_kill(thread, WAKE);
+            }
+        };
+        if killed && lowering.as_ref().is_some_and(|h| !h.is_finished()) {
+            wake_writer();
         }
         let restore = guard.restore();
         if killed {
@@ -330,9 +331,7 @@ pub fn end_runaway(
         }
         if let Some(h) = &lowering {
             while !h.is_finished() {
-                if let Some(&thread) = writer.get() {
-                    let _ = pthread_kill(thread, WAKE);
-                }
+                wake_writer();
                 std::thread::sleep(timing.poll);
             }
         }

@@ -533,16 +533,9 @@ impl Daemon {
                 let notice = kill.notice();
                 // Logged as each batch is written: the journal's time of the first line is
                 // when the user's login was told.
-                let mut logged = 0;
-                let told = terminals::tell(&self.cfg.terminals, uid, &notice, |t| {
-                    if !t.written.is_empty() {
-                        log::info!("told uid {uid} on {}", t.written.join(", "));
-                    }
-                    logged = t.written.len();
+                let told = terminals::tell(&self.cfg.terminals, uid, &notice, |written| {
+                    log::info!("told uid {uid} on {}", written.join(", "));
                 });
-                if told.written.len() > logged {
-                    log::info!("told uid {uid} on {}", told.written[logged..].join(", "));
-                }
                 for (tty, e) in &told.failed {
                     log::info!(target: NOTICE, "cannot tell uid {uid} on {tty}: {e}");
                 }

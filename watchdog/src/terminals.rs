@@ -192,8 +192,9 @@ pub struct Told {
 
 /// Writes `line` to every open terminal of `uid`: logind's and utmp's (the logins' own) first,
 /// then those only a scan of /proc finds (tmux, screen), which takes longest on a busy box.
-/// `logins_told` sees what was done before that scan.
-pub fn tell(src: &Sources, uid: u32, line: &str, logins_told: impl FnOnce(&Told)) -> Told {
+/// `on_written` gets each batch of terminals written to as it is done: the logins' own before
+/// that scan.
+pub fn tell(src: &Sources, uid: u32, line: &str, mut on_written: impl FnMut(&[String])) -> Told {
     let text = terminal_text(line);
     let mut told = Told::default();
     let mut logins: BTreeSet<String> = session_ttys(&src.sessions_dir, uid).into_iter().collect();
@@ -207,8 +208,7 @@ pub fn tell(src: &Sources, uid: u32, line: &str, logins_told: impl FnOnce(&Told)
         .filter(|n| tty_name_ok(n))
         .take(MAX_TERMINALS)
         .collect();
-    told.write_each(&src.dev, uid, &text, logins.iter().cloned());
-    logins_told(&told);
+    told.write_each(&src.dev, uid, &text, logins.iter().cloned(), &mut on_written);
     let others: BTreeSet<String> = process_ttys(&src.proc, uid)
         .into_iter()
         .filter(|n| tty_name_ok(n) && !logins.contains(n))
@@ -218,12 +218,21 @@ pub fn tell(src: &Sources, uid: u32, line: &str, logins_told: impl FnOnce(&Told)
         uid,
         &text,
         others.into_iter().take(MAX_TERMINALS - logins.len()),
+        &mut on_written,
     );
     told
 }
 
 impl Told {
-    fn write_each(&mut self, dev: &Path, uid: u32, text: &str, names: impl Iterator<Item = String>) {
+    fn write_each(
+        &mut self,
+        dev: &Path,
+        uid: u32,
+        text: &str,
+        names: impl Iterator<Item = String>,
+        on_written: &mut impl FnMut(&[String]),
+    ) {
+        let first = self.written.len();
         for name in names {
             match write_to(&dev.join(&name), uid, text) {
                 Ok(true) => self.written.push(name),
@@ -234,6 +243,9 @@ impl Told {
                 Err(e) if e.kind() == io::ErrorKind::PermissionDenied => self.refused.push(name),
                 Err(e) => self.failed.push((name, e.to_string())),
             }
+        }
+        if self.written.len() > first {
+            on_written(&self.written[first..]);
         }
     }
 }
@@ -414,9 +426,9 @@ mod tests {
             dev: "/dev".into(),
             proc: dir.path().join("no-proc"),
         };
-        let mut first = None;
-        let told = tell(&src, me, "contain: hello", |t| first = Some(t.written.clone()));
-        assert_eq!(first, Some(vec![name.clone()]), "told before /proc is scanned");
+        let mut batches = Vec::new();
+        let told = tell(&src, me, "contain: hello", |w| batches.push(w.to_vec()));
+        assert_eq!(batches, [vec![name.clone()]], "told before /proc is scanned");
         assert_eq!(told.written, [name]);
         let mut master = fs::File::from(pty.master);
         let mut buf = vec![0u8; 256];
