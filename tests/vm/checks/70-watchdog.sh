@@ -44,18 +44,20 @@ ssh_as alice 'tmux kill-server 2>/dev/null; tmux new-session -d -s keep "sleep 9
 ssh_as alice 'sleep 900' >/dev/null 2>&1 &
 other=$!
 
-# alice's terminal: an ssh login with a pty, from inside the guest so that the line's arrival
-# and the kill are timed on one clock. on_kill's log starts empty.
+# alice's terminals: an ssh login with a pty and a local one (`su -` on a pty, as a console
+# or terminal emulator holds it), both from inside the guest so that the line's arrival and
+# the kill are timed on one clock. on_kill's log starts empty.
 copy_in "$VM_HERE/tools/vm-tty-watch.py" /usr/local/bin/vm-tty-watch.py
+copy_in "$VM_HERE/tools/vm-kill-time.py" /usr/local/bin/vm-kill-time.py
 copy_in "$VM_KEY" /root/.ssh/contain-vm-key
-ssh_root 'chmod 755 /usr/local/bin/vm-tty-watch.py; chmod 600 /root/.ssh/contain-vm-key;
+ssh_root 'chmod 755 /usr/local/bin/vm-tty-watch.py /usr/local/bin/vm-kill-time.py; chmod 600 /root/.ssh/contain-vm-key;
     rm -f /tmp/wd-tty.txt /var/tmp/contain-on-kill.log;
     nohup /usr/local/bin/vm-tty-watch.py /root/.ssh/contain-vm-key alice 170 /tmp/wd-tty.txt >/dev/null 2>&1 &'
-# Her terminal login is up once its shell runs on a pty (an ssh login's logind session has
-# no TTY, and trixie has no utmp: the watchdog finds the terminal through her processes).
-alice_tty() { ssh_root "ps -u alice -o tty=,args= | grep -q '^pts/[0-9]* *sleep 175\$'"; }
-if ! wait_until 60 alice_tty; then
-    errs+=("alice's terminal login did not come up ($(ssh_root "ps -u alice -o tty=,args= | tr '\n' ';'; pgrep -af vm-tty-watch | tr '\n' ';'" || true))")
+# Her terminals are up once both shells run on a pty (an ssh login's logind session has no
+# TTY, and trixie has no utmp: the watchdog finds the terminals through her processes).
+alice_ttys() { [ "$(ssh_root "ps -u alice -o tty=,args= | grep -c '^pts/[0-9]* *sleep 175\$'")" -ge 2 ]; }
+if ! wait_until 60 alice_ttys; then
+    errs+=("alice's terminals did not come up ($(ssh_root "ps -u alice -o tty=,args= | tr '\n' ';'; pgrep -af vm-tty-watch | tr '\n' ';'" || true))")
 fi
 
 kills0=$(memevent "$slice" oom_kill)
@@ -145,35 +147,33 @@ else
     figs+=("journal: ${fields% __REALTIME*}")
 fi
 
-# At once on alice's open terminal: the delay after the kill (guest clock) is the figure to
-# hold against the 1 s target.
+# At once on alice's open terminals: the delay after the kill on her local terminal is the
+# figure to hold against the 1 s target; over ssh it arrives once her sshd, in her slice on
+# the same emulated CPU, has relayed it. The kill's time is the kernel's own stamp on its
+# report, on the guest's clock as the arrivals are.
 if wait_until 30 ssh_root 'test -s /tmp/wd-tty.txt'; then
-    read -r tty_at tty_line <<<"$(ssh_root 'cat /tmp/wd-tty.txt')"
-    if [ "$tty_at" = None ]; then
-        errs+=("no line reached alice's terminal (it showed: $(ssh_root 'tail -c 300 /tmp/wd-tty.txt.log 2>/dev/null | tr -c "[:print:]" " "' || true))")
-    else
-        grep -q 'was ended at' <<<"$tty_line" || errs+=("alice's terminal got another line: $tty_line")
-        logged=$(sed -n 's/.*__REALTIME_TIMESTAMP=\([0-9]*\).*/\1/p' <<<"$fields")
-        # Where the time goes: the watchdog logs "told uid N on pts/X" right after its write
-        # to the terminal; journald stamps it on receipt, so kill→told is an upper bound.
-        told_us=$(ssh_root "journalctl -u contain-watchdog.service --since @${t0%.*} -o json --no-pager" | python3 -c '
-import json, sys
-for l in sys.stdin:
-    e = json.loads(l)
-    if str(e.get("MESSAGE", "")).startswith("told uid " + sys.argv[1] + " on "):
-        print(e["__REALTIME_TIMESTAMP"]); break' "$uid" || true)
-        if [ -n "${kill_at:-}" ] && [ "$kill_at" != None ]; then
-            late=$(python3 -c "print(f'{$tty_at - $kill_at:.2f}')")
-            split=${told_us:+$(python3 -c "print(f'kill→told {$told_us / 1e6 - $kill_at:.2f} s, told→arrival {$tty_at - $told_us / 1e6:.2f} s')")}
-            entry_to=${logged:+$(python3 -c "print(f'{$tty_at - $logged / 1e6:.3f} s after the journal entry')")}
-            figs+=("on alice's terminal ${late} s after the kill (${split}${split:+${entry_to:+; }}${entry_to})")
-            [ -n "$told_us" ] || errs+=("no \"told uid $uid\" line in contain-watchdog's journal")
-            # The 1 s target is a figure (above); the bound only catches a line that waited
-            # for something else (emulated CPUs on a busy host are slow to schedule).
-            python3 -c "import sys; sys.exit(0 if $tty_at - $kill_at <= 5.0 else 1)" ||
-                errs+=("the line reached alice's terminal ${late} s after the kill, over 5 s")
+    tty_report=$(ssh_root 'cat /tmp/wd-tty.txt')
+    ssh_root "journalctl -u contain-watchdog.service --since @${t0%.*} -o cat --no-pager" |
+        grep -q "^told uid $uid on " || errs+=("no \"told uid $uid\" line in contain-watchdog's journal")
+    read -r killed_at kill_err <<<"$(ssh_root '/usr/local/bin/vm-kill-time.py vm-grow.py' || echo None)"
+    [ "$killed_at" != None ] || errs+=("no kill of vm-grow.py in the kernel's log")
+    arrivals=()
+    for term in local ssh; do
+        read -r tty_at tty_line <<<"$(sed -n "s/^$term //p" <<<"$tty_report")"
+        if [ "${tty_at:-None}" = None ]; then
+            errs+=("no line reached alice's $term terminal (it showed: $(ssh_root 'tail -c 600 /tmp/wd-tty.txt.log 2>/dev/null | tr -c "[:print:]" " "' || true))")
+            continue
         fi
-    fi
+        grep -q 'was ended at' <<<"$tty_line" || errs+=("alice's $term terminal got another line: $tty_line")
+        [ "$killed_at" != None ] || continue
+        late=$(python3 -c "print(f'{$tty_at - $killed_at:.2f}')")
+        arrivals+=("$term ${late} s,")
+        # The 1 s target is a figure (above); the bound only catches a line that waited
+        # for something else (emulated CPUs on a busy host are slow to schedule).
+        python3 -c "import sys; sys.exit(0 if $tty_at - $killed_at <= 5.0 else 1)" ||
+            errs+=("the line reached alice's $term terminal ${late} s after the kill, over 5 s")
+    done
+    ((${#arrivals[@]} == 0)) || figs+=("on alice's terminals after the kill: ${arrivals[*]%,} (kernel clock tied to the wall clock within ${kill_err:-?} s)")
 else
     errs+=("the terminal watcher wrote nothing")
 fi

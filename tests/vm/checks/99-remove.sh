@@ -40,7 +40,7 @@ live=$(ssh_root 'cat /sys/fs/cgroup/user.slice/user-1001.slice/memory.high' || e
 figs+=("after remove: no runtime drop-in, no textfile, alice's live slice memory.high $live")
 # Her slice made anew (every session of hers ended first) has systemd's own limits.
 alice_limits() { ssh_as alice 'cat /sys/fs/cgroup/user.slice/user-$(id -u).slice/memory.high /sys/fs/cgroup/user.slice/user-$(id -u).slice/memory.max' | tr '\n' ' '; }
-ssh_root 'loginctl terminate-user alice' || true
+ssh_root 'pkill -u alice -xf "sleep 600"; loginctl terminate-user alice' || true
 gone() { ssh_root '! test -e /sys/fs/cgroup/user.slice/user-1001.slice'; }
 if ! wait_until 60 gone; then
     # Something of hers outside logind's sessions keeps it (seen once on bookworm): what, as
