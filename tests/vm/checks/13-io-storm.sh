@@ -22,7 +22,7 @@ held=
 cleanup() {
     [ -z "$held" ] || kill "$held" 2>/dev/null || true
     vm_disk_throttle 0 >/dev/null 2>&1 || true
-    ssh_root 'pkill -u alice -x dd; rm -f /home/alice/io-* /tmp/io-storm.* /var/tmp/io-probe
+    ssh_root 'pkill -u alice -x dd; touch /tmp/io-dstate.stop; rm -f /home/alice/io-* /tmp/io-storm.* /var/tmp/io-probe
         rm -f /etc/contain/policy.d/50-io.toml && containctl apply' >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
@@ -51,10 +51,16 @@ idle
 # x IDLE VALUE: VALUE as a multiple of IDLE ("?" where either is missing).
 x() { python3 -c "import sys; a, b = sys.argv[1:]; print(f'{int(b) / int(a):.2f}x' if a.isdigit() and b.isdigit() and int(a) else '?')" "$1" "$2"; }
 
+# What everyone waits for in the storm: the processes in uninterruptible sleep and where.
+copy_in "$VM_HERE/tools/vm-dstate.py" /usr/local/bin/vm-dstate.py
+ssh_root 'chmod 755 /usr/local/bin/vm-dstate.py'
+
 # storm: alice writes 3 x mb MB with conv=fsync in parallel; a root login and a system.slice
-# read every few seconds until she is done. Sets storm_s (or "unfinished"), logins, probes.
+# read every few seconds until she is done. Sets storm_s (or "unfinished"), logins, probes,
+# waits (vm-dstate.py's tally).
 storm() {
     ssh_root 'rm -f /home/alice/io-*; sync; echo 3 >/proc/sys/vm/drop_caches'
+    ssh_root "rm -f /tmp/io-dstate*; nohup /usr/local/bin/vm-dstate.py 600 /tmp/io-dstate.stop /tmp/io-dstate.txt $alice >/dev/null 2>&1 &"
     ssh_within 120 alice "rm -f /tmp/io-storm.*; nohup sh -c 'date +%s.%N >/tmp/io-storm.start
         for i in 1 2 3; do dd if=/dev/zero of=\$HOME/io-\$i bs=1M count=$mb conv=fsync status=none & done
         wait; date +%s.%N >/tmp/io-storm.end' >/dev/null 2>&1 &"
@@ -68,6 +74,8 @@ storm() {
     done
     storm_s=$(ssh_root_within 60 'test -e /tmp/io-storm.end && awk "BEGIN {print $(cat /tmp/io-storm.end) - $(cat /tmp/io-storm.start)}"' || echo unfinished)
     ssh_root_within 60 'pkill -u alice -x dd' || true
+    ssh_root_within 60 'touch /tmp/io-dstate.stop'
+    wait_until 30 ssh_root 'test -s /tmp/io-dstate.txt' && waits=$(ssh_root 'cat /tmp/io-dstate.txt') || waits="none read"
 }
 
 # As installed (IOWeight only, which does nothing on this disk): figures, not judged, on
@@ -76,7 +84,7 @@ before=()
 if [[ " ${IO_CONTRAST_SUITES-trixie} " == *" $VM_SUITE "* ]]; then
     storm
     sl=$(median <<<"${logins[*]}") sp=$(median <<<"${probes[*]}")
-    before=("$(median <<<"${probes[*]}")" "$(median <<<"${logins[*]}")" "${storm_s%.*}")
+    before=("$(median <<<"${probes[*]}")" "$(median <<<"${logins[*]}")" "${storm_s%.*}" "$waits")
 fi
 
 # The IO protection, added as an admin would: a policy drop-in capping each user's writes
@@ -110,10 +118,11 @@ else
     ((sp <= 2 * ip)) || errs+=("the system.slice read took ${sp} ms in the storm, over 2x its idle ${ip} ms (${probes[*]})")
 fi
 ((${#before[@]} == 0)) ||
-    figs+=("as installed (IOWeight only): read ${before[0]} ms ($(x "$ip" "${before[0]}")), root's login $(x "$il" "${before[1]}"), alice's writes in ${before[2]} s")
+    figs+=("as installed (IOWeight only): read ${before[0]} ms ($(x "$ip" "${before[0]}")), root's login $(x "$il" "${before[1]}"), alice's writes in ${before[2]} s, D-state samples (passes, comm@wchan:n): ${before[3]}")
 if [ "$il" != none ] && [ "$sl" != none ]; then
     figs+=("capped: root's login median $(python3 -c "print(f'{$sl / 1000:.2f} s, {$sl / $il:.2f}x its idle {$il / 1000:.2f} s')") (n=${#logins[@]}, idle n=${#idle_logins[@]})")
     figs+=("root's logins in ms, idle: ${idle_logins[*]}; capped storm: ${logins[*]}")
+    figs+=("capped storm's D-state samples (passes, comm@wchan:n): $waits")
 else
     errs+=("root's logins failed (idle: ${idle_logins[*]}; storm: ${logins[*]})")
 fi
