@@ -172,6 +172,9 @@ if wait_until 30 ssh_root 'test -s /tmp/wd-tty.txt'; then
         # for something else (emulated CPUs on a busy host are slow to schedule).
         python3 -c "import sys; sys.exit(0 if $tty_at - $killed_at <= 5.0 else 1)" ||
             errs+=("the line reached alice's $term terminal ${late} s after the kill, over 5 s")
+        # A line before the kill is not the watchdog's (a login's notice of an earlier kill).
+        python3 -c "import sys; sys.exit(0 if $tty_at - $killed_at >= -1.0 else 1)" ||
+            errs+=("a contain: line reached alice's $term terminal ${late} s before the kill: $tty_line")
     done
     ((${#arrivals[@]} == 0)) || figs+=("on alice's terminals after the kill: ${arrivals[*]%,} (kernel clock tied to the wall clock within ${kill_err:-?} s)")
 else

@@ -39,6 +39,9 @@ while time.time() < ready and not bufs["local"].rstrip().endswith((b"$", b"#")):
         except OSError:
             break
 os.write(local_fd, f"exec {hold}\n".encode())
+# What came before is the login's own output (pam_contain's notice of an earlier kill is a
+# "contain:" line too): only what comes after counts.
+early, bufs["local"] = bufs["local"], b""
 seen = {}
 end = time.time() + secs
 while time.time() < end and len(seen) < len(terms):
@@ -68,5 +71,6 @@ with open(out + ".tmp", "w") as f:
         f.write(f"{name} {got[0]} {got[1]}\n" if got else f"{name} None\n")
 with open(out + ".log", "wb") as f:
     for name in terms:
-        f.write(f"--- {name}\n".encode() + bufs[name][-1000:] + b"\n")
+        f.write(f"--- {name}\n".encode() + (early[-600:] + b"\n--- armed\n" if name == "local" else b"")
+                + bufs[name][-1000:] + b"\n")
 os.rename(out + ".tmp", out)
