@@ -39,13 +39,20 @@ got=$(vm_disk_throttle "$disk_bps") || errs+=("QEMU refused the disk throttle")
 # idle: four root logins and system.slice reads from cold caches, as the storm starts;
 # run before the storms and again after them, so that both brackets make the idle figure
 # (the other suite's guest shares the host's CPUs and a login's time drifts with it).
-idle_logins=() idle_probes=()
+# What the guest's CPU did meanwhile: vm-cpu.py's shares since its mark.
+copy_in "$VM_HERE/tools/vm-cpu.py" /usr/local/bin/vm-cpu.py
+ssh_root 'chmod 755 /usr/local/bin/vm-cpu.py'
+cpu_mark() { ssh_root_within 60 "vm-cpu.py mark /tmp/io-cpu $alice"; }
+cpu_since() { ssh_root_within 60 "vm-cpu.py since /tmp/io-cpu $alice" || echo "not read"; }
+idle_logins=() idle_probes=() idle_cpu=()
 idle() {
     ssh_root 'sync; echo 3 >/proc/sys/vm/drop_caches'
+    cpu_mark
     for _ in 1 2 3 4; do
         idle_logins+=("$(io_login_ms)")
         idle_probes+=("$(io_probe_ms)")
     done
+    idle_cpu+=("$(cpu_since)")
 }
 idle
 # x IDLE VALUE: VALUE as a multiple of IDLE ("?" where either is missing).
@@ -64,6 +71,7 @@ storm() {
     ssh_within 120 alice "rm -f /tmp/io-storm.*; nohup sh -c 'date +%s.%N >/tmp/io-storm.start
         for i in 1 2 3; do dd if=/dev/zero of=\$HOME/io-\$i bs=1M count=$mb conv=fsync status=none & done
         wait; date +%s.%N >/tmp/io-storm.end' >/dev/null 2>&1 &"
+    cpu_mark
     # Every byte at a tenth of the volume's rate, at most.
     local end=$((SECONDS + 3 * mb * 1048576 * 10 / disk_bps + 60))
     logins=() probes=()
@@ -72,6 +80,7 @@ storm() {
         probes+=("$(io_probe_ms)")
         sleep 2
     done
+    storm_cpu=$(cpu_since)
     storm_s=$(ssh_root_within 60 'test -e /tmp/io-storm.end && awk "BEGIN {print $(cat /tmp/io-storm.end) - $(cat /tmp/io-storm.start)}"' || echo unfinished)
     ssh_root_within 60 'pkill -u alice -x dd' || true
     ssh_root_within 60 'touch /tmp/io-dstate.stop'
@@ -84,7 +93,7 @@ before=()
 if [[ " ${IO_CONTRAST_SUITES-trixie} " == *" $VM_SUITE "* ]]; then
     storm
     sl=$(median <<<"${logins[*]}") sp=$(median <<<"${probes[*]}")
-    before=("$(median <<<"${probes[*]}")" "$(median <<<"${logins[*]}")" "${storm_s%.*}" "$waits")
+    before=("$(median <<<"${probes[*]}")" "$(median <<<"${logins[*]}")" "${storm_s%.*}" "$waits" "$storm_cpu")
 fi
 
 # The IO protection, added as an admin would: a policy drop-in capping each user's writes
@@ -118,11 +127,12 @@ else
     ((sp <= 2 * ip)) || errs+=("the system.slice read took ${sp} ms in the storm, over 2x its idle ${ip} ms (${probes[*]})")
 fi
 ((${#before[@]} == 0)) ||
-    figs+=("as installed (IOWeight only): read ${before[0]} ms ($(x "$ip" "${before[0]}")), root's login $(x "$il" "${before[1]}"), alice's writes in ${before[2]} s, D-state samples (passes, comm@wchan:n): ${before[3]}")
+    figs+=("as installed (IOWeight only): read ${before[0]} ms ($(x "$ip" "${before[0]}")), root's login $(x "$il" "${before[1]}"), alice's writes in ${before[2]} s, D-state samples (passes, comm@wchan:n): ${before[3]}; CPU: ${before[4]}")
 if [ "$il" != none ] && [ "$sl" != none ]; then
     figs+=("capped: root's login median $(python3 -c "print(f'{$sl / 1000:.2f} s, {$sl / $il:.2f}x its idle {$il / 1000:.2f} s')") (n=${#logins[@]}, idle n=${#idle_logins[@]})")
     figs+=("root's logins in ms, idle: ${idle_logins[*]}; capped storm: ${logins[*]}")
     figs+=("capped storm's D-state samples (passes, comm@wchan:n): $waits")
+    figs+=("guest CPU, idle before: ${idle_cpu[0]}; capped storm: $storm_cpu; idle after: ${idle_cpu[1]:-}")
 else
     errs+=("root's logins failed (idle: ${idle_logins[*]}; storm: ${logins[*]})")
 fi
