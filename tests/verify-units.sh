@@ -47,5 +47,20 @@ for policy in "${policies[@]}"; do
     done
     echo "ok   $policy (${#units[@]} units)"
 done
+# The units the .deb ships, with the programs they start taken from this build.
+cargo build -q -p containctl -p contain-watchdog
+shipped="$work/shipped"; mkdir -p "$shipped"
+for unit in packaging/*.service packaging/*.timer; do
+    sed "s|/usr/sbin/|$PWD/target/debug/|" "$unit" >"$shipped/$(basename "$unit")"
+done
+shipped_units=("$shipped"/*)
+for unit in "${shipped_units[@]}"; do
+    checked=$((checked + 1))
+    err=$(SYSTEMD_UNIT_PATH="$shipped:" systemd-analyze verify --man=no "$(basename "$unit")" 2>&1 >/dev/null) || true
+    if [[ -n "$err" ]]; then
+        echo "FAIL shipped $(basename "$unit")"; echo "$err" | sed 's/^/    /'; failed=1
+    fi
+done
+echo "ok   packaging (${#shipped_units[@]} units)"
 echo "verify-units: $checked units checked"
 exit "$failed"

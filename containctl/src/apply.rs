@@ -1,6 +1,7 @@
 //! `containctl apply`: put an edited policy in force without a reboot.
 
 use crate::host::Host;
+use crate::iosched;
 use crate::policy;
 use crate::progress;
 use crate::render::{self, FileDiff, State};
@@ -11,6 +12,7 @@ use contain_host::cgroupfs::children;
 use contain_host::compiled::{COMPILED_POLICY, load_and_compile};
 use contain_host::drift::{Machine, Mismatch, compare};
 use contain_host::{Loaded, Outcome, paths};
+use contain_policy::value::IoBandwidth;
 use contain_systemd::{Error as BusError, daemon_reload, properties_for, reload_unit, set_unit_properties};
 use serde::Serialize;
 use std::time::Duration;
@@ -37,6 +39,8 @@ pub struct Report {
     pub reloaded: bool,
     pub slices: Vec<SliceChange>,
     pub oomd: String,
+    /// The policy's io_scheduler put on its disks.
+    pub disks: Vec<iosched::DiskResult>,
     pub errors: Vec<String>,
 }
 
@@ -56,6 +60,7 @@ pub fn run(host: &Host, loaded: &Loaded) -> Report {
         reloaded: false,
         slices: Vec::new(),
         oomd: String::new(),
+        disks: Vec::new(),
         errors: Vec::new(),
     };
     if loaded.outcome == Outcome::Fallback {
@@ -101,7 +106,15 @@ pub fn run(host: &Host, loaded: &Loaded) -> Report {
         let Some(uid) = uid_of_user_slice(&unit) else {
             continue;
         };
-        let (user, limits) = user_limits(&loaded.policy, host, uid);
+        let (user, mut limits) = user_limits(&loaded.policy, host, uid);
+        // A cap the policy no longer sets is lifted: an earlier apply's runtime value would
+        // otherwise outlive it until the next boot.
+        for cap in [
+            &mut limits.io_read_bandwidth_max,
+            &mut limits.io_write_bandwidth_max,
+        ] {
+            cap.get_or_insert(IoBandwidth::NONE);
+        }
         let props = properties_for(&limits);
         if props.is_empty() {
             continue;
@@ -148,6 +161,14 @@ pub fn run(host: &Host, loaded: &Loaded) -> Report {
             }
         }
     };
+
+    // 4. The disks' scheduler, as contain-io-scheduler.service sets it at boot.
+    report.disks = iosched::run(host, &loaded.policy);
+    for d in &report.disks {
+        if d.error.is_some() {
+            report.errors.push(iosched::describe(d));
+        }
+    }
     report
 }
 
@@ -211,6 +232,9 @@ pub fn print(r: &Report) -> String {
     if !r.oomd.is_empty() {
         out.push_str(&r.oomd);
         out.push('\n');
+    }
+    for d in r.disks.iter().filter(|d| d.error.is_none()) {
+        out.push_str(&format!("IO scheduler on {}\n", iosched::describe(d)));
     }
     for e in &r.errors {
         out.push_str(&format!("error: {e}\n"));

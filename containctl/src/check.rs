@@ -408,7 +408,7 @@ fn io_checks(host: &Host, p: &Policy, f: &mut Findings) {
         f.add(
             Severity::Warning,
             format!("[system] io_latency_target = {target} does nothing here: this kernel has no io.latency (CONFIG_BLK_CGROUP_IOLATENCY, off in Debian's kernels)"),
-            Some("cap each user's IO below the disk's rate with io_write_bandwidth_max (io.max works on every kernel and disk), or use BFQ; see contain.toml(5)"),
+            Some("set [system] io_scheduler = \"bfq\" (io_weight then works on any disk), or cap each user's IO below the disk's rate with io_write_bandwidth_max; see contain.toml(5)"),
         );
         latency = None;
     }
@@ -420,11 +420,19 @@ fn io_checks(host: &Host, p: &Policy, f: &mut Findings) {
             disk.name,
             disk.paths.join(", ")
         );
+        let wanted = p.system.io_scheduler.as_deref();
+        if let Some(want) = wanted.filter(|w| disk.scheduler.as_deref() != Some(*w)) {
+            f.add(
+                Severity::Warning,
+                format!("{at}: the policy's io_scheduler is {want}, not in force on this disk"),
+                Some("run `containctl io-scheduler` (contain-io-scheduler.service does it at boot); it says so where the kernel lacks that scheduler"),
+            );
+        }
         if weights && !disk.honours_weight() && latency.is_none() && !caps {
             f.add(
                 Severity::Warning,
                 format!("{at}: the policy's io_weight does nothing here (only BFQ or io.cost honour io.weight), and nothing else protects system.slice's IO: one user's writes can stall logins"),
-                Some("set [system] io_latency_target = \"50ms\" (io.latency works on any disk), and/or per-user io_write_bandwidth_max below the disk's rate; see contain.toml(5)"),
+                Some("set [system] io_scheduler = \"bfq\" (io_weight then works on any disk), and/or per-user io_write_bandwidth_max below the disk's rate; see contain.toml(5)"),
             );
         } else if weights && !disk.honours_weight() {
             f.add(

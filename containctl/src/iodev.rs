@@ -58,7 +58,7 @@ fn disk_of(host: &Host, dev: &str) -> Option<(String, std::path::PathBuf)> {
 }
 
 /// The active scheduler in a queue/scheduler text (`mq-deadline kyber [bfq] none`).
-fn active(text: &str) -> Option<String> {
+pub fn active(text: &str) -> Option<String> {
     text.split_whitespace()
         .find_map(|w| w.strip_prefix('[')?.strip_suffix(']'))
         .map(str::to_string)

@@ -8,6 +8,7 @@ mod docker;
 mod explain;
 mod host;
 mod iodev;
+mod iosched;
 mod metrics;
 mod pam;
 mod policy;
@@ -105,6 +106,13 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Put the policy's io_scheduler on the disks behind its io_devices (run at boot by
+    /// contain-io-scheduler.service, and by apply).
+    IoScheduler {
+        /// Print the result as JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// Stress tests in a throwaway slice: A, a balloon killed at its ceiling; B, a thrashing
     /// workload ended by systemd-oomd.
     Selftest {
@@ -186,6 +194,7 @@ fn run(cli: Cli) -> u8 {
         Cmd::Explain { user, policy, json } => explain::command(&host, &user, policy.as_deref(), json),
         Cmd::Status { json } => status::command(&host, json),
         Cmd::Apply { json } => apply::command(&host, json),
+        Cmd::IoScheduler { json } => iosched::command(&host, json),
         Cmd::Selftest { only, json } => selftest::command(&host, only, json),
         Cmd::Metrics { out, no_journal } => metrics::command(&host, out, no_journal),
         Cmd::DockerSetup {

@@ -9,7 +9,6 @@ use contain_host::Outcome;
 use contain_host::cgroupfs::{self, children, walk};
 use contain_host::drift::{Machine, Mismatch, compare};
 use contain_host::{Cap, Stats};
-use contain_policy::value::{Size, Tasks};
 use contain_policy::{Limits, Policy, Resolution};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -106,16 +105,7 @@ pub fn user_limits(policy: &Policy, host: &Host, uid: u32) -> (Option<String>, L
     let groups: Vec<&str> = account.groups.iter().map(String::as_str).collect();
     let limits = match policy.resolve(uid, &account.name, &groups) {
         Resolution::Capped(eff) => eff.limits(),
-        Resolution::Exempt(_) => {
-            let d = &policy.users.limits;
-            Limits {
-                memory_high: d.memory_high.map(|_| Size::Infinity),
-                memory_max: d.memory_max.map(|_| Size::Infinity),
-                memory_swap_max: d.memory_swap_max.map(|_| Size::Infinity),
-                tasks_max: d.tasks_max.map(|_| Tasks::Infinity),
-                ..Limits::default()
-            }
-        }
+        Resolution::Exempt(_) => policy.users.limits.lifted(),
     };
     (Some(account.name), limits)
 }

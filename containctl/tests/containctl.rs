@@ -506,8 +506,36 @@ fn check_says_whether_io_protection_works_on_the_disks() {
         "{out}"
     );
 
-    put(r, &format!("{disk}/queue/scheduler"), "mq-deadline [bfq] none\n");
+    // The test policy's io_scheduler, put on the disk by `io-scheduler` (the kernel takes the
+    // write; a fixture file just holds it).
+    put(r, "etc/contain/policy.toml", &text);
     let out = stdout(&containctl(r, &["check"]));
+    assert!(
+        out.contains("vda (/, /home, /var; scheduler none, io.cost off): the policy's io_scheduler is bfq, not in force on this disk"),
+        "{out}"
+    );
+    fs::create_dir_all(r.join("sys/block")).unwrap();
+    std::os::unix::fs::symlink("../devices/pci0000:00/virtio2/block/vda", r.join("sys/block/vda")).unwrap();
+    let o = containctl(r, &["io-scheduler"]);
+    assert_eq!(
+        code(&o),
+        1,
+        "a fixture file keeps what is written: {}",
+        stdout(&o)
+    );
+    put(r, &format!("{disk}/queue/scheduler"), "mq-deadline [bfq] none\n");
+    // system.slice was made before BFQ was loaded: systemd wrote io.weight alone.
+    put(r, "sys/fs/cgroup/system.slice/io.weight", "default 200\n");
+    put(r, "sys/fs/cgroup/system.slice/io.bfq.weight", "default 100\n");
+    let o = containctl(r, &["io-scheduler"]);
+    assert_eq!(stdout(&o), "vda (/, /home, /var): bfq already\n");
+    assert_eq!(code(&o), 0);
+    assert_eq!(
+        fs::read_to_string(r.join("sys/fs/cgroup/system.slice/io.bfq.weight")).unwrap(),
+        "default 109"
+    );
+    let out = stdout(&containctl(r, &["check"]));
+    assert!(!out.contains("io_scheduler is bfq, not in force"), "{out}");
     assert!(
         out.contains(
             "vda (/, /home, /var; scheduler bfq, io.cost off): the policy's IO settings take effect"
@@ -1105,7 +1133,10 @@ fn apply_reloads_sets_running_slices_and_reloads_oomd() {
             "TasksMax=512",
             "CPUWeight=100",
             "IOWeight=100",
-            "CPUQuotaPerSecUSec=1500000"
+            "CPUQuotaPerSecUSec=1500000",
+            // The policy sets no IO cap: the empty array lifts one an earlier apply set.
+            "IOReadBandwidthMax=",
+            "IOWriteBandwidthMax="
         ]
     );
     // root is exempt: its running slice is uncapped.
@@ -1115,7 +1146,9 @@ fn apply_reloads_sets_running_slices_and_reloads_oomd() {
             "MemoryHigh=infinity",
             "MemoryMax=infinity",
             "MemorySwapMax=infinity",
-            "TasksMax=infinity"
+            "TasksMax=infinity",
+            "IOReadBandwidthMax=",
+            "IOWriteBandwidthMax="
         ]
     );
     assert!(

@@ -179,8 +179,11 @@ pub struct System {
     pub io_weight: Option<u16>,
     /// `IODeviceLatencyTargetSec=` on system.slice and exempt accounts' slices, per device.
     pub io_latency_target: Option<Span>,
-    /// The paths whose backing devices `io_latency_target` applies to.
+    /// The paths whose backing devices `io_latency_target` and `io_scheduler` apply to.
     pub io_devices: Vec<String>,
+    /// The block scheduler put on those disks at boot (`bfq` makes `IOWeight=` real).
+    #[serde(default)]
+    pub io_scheduler: Option<String>,
     /// Memory kept free for system.slice in the aggregate check.
     pub reserve: Size,
 }

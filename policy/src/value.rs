@@ -535,12 +535,15 @@ impl IoBandwidth {
         }
     }
 
+    /// No cap: in a unit or a runtime property, it lifts every earlier one.
+    pub const NONE: IoBandwidth = IoBandwidth {
+        bytes_per_sec: None,
+        devices: Vec::new(),
+    };
+
     /// No cap, for an exempt account's slice.
     pub fn lifted(&self) -> IoBandwidth {
-        IoBandwidth {
-            bytes_per_sec: None,
-            devices: Vec::new(),
-        }
+        Self::NONE
     }
 
     /// The values of its unit-file assignments: one `PATH RATE` per device, or one empty

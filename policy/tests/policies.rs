@@ -218,6 +218,8 @@ fn malformed_policies_give_exact_errors() {
          "policy.toml:2:15: `io_devices` in [system]: `/srv/a b` holds spaces, backslashes or control characters"),
         ("io latency of zero", "[system]\nio_latency_target = \"0ms\"\n".into(),
          "policy.toml:2:21: `io_latency_target` in [system] is 0; a latency target is above 0 (e.g. \"50ms\")"),
+        ("io scheduler not one", "[system]\nio_scheduler = \"cfq\"\n".into(),
+         "policy.toml:2:16: io_scheduler in [system] is `cfq`, not a block scheduler\n  help: one of bfq, mq-deadline, kyber, none; \"bfq\" makes io_weight real on any disk"),
         ("io latency not a span", "[system]\nio_latency_target = \"fast\"\n".into(),
          "policy.toml:2:21: `io_latency_target` in [system]: `fast` is not a time span; write e.g. `20s`, `500ms` or `1min`"),
         ("negative size", "[users]\nmemory_max = -1\n".into(),
@@ -477,8 +479,10 @@ io_devices = ["/srv", "/srv", "/"]
 [system]
 io_latency_target = "50ms"
 io_devices = ["/"]
+io_scheduler = "bfq"
 "#)
     .unwrap();
+    assert_eq!(p.system.io_scheduler.as_deref(), Some("bfq"));
     let a = p.users.limits.assignments();
     let io: Vec<_> = a.iter().filter(|(k, _)| k.starts_with("IO")).cloned().collect();
     assert_eq!(

@@ -155,6 +155,9 @@ fn docker(d: &mut Diags, top: &Reader) -> Docker {
     }
 }
 
+/// The kernel's blk-mq schedulers, as /sys/block/*/queue/scheduler names them.
+pub const IO_SCHEDULERS: [&str; 4] = ["bfq", "mq-deadline", "kyber", "none"];
+
 /// `[system]`: system.slice's share, and what is kept back for it.
 fn system(d: &mut Diags, top: &Reader) -> System {
     let r = section_reader(
@@ -166,6 +169,7 @@ fn system(d: &mut Diags, top: &Reader) -> System {
             "io_weight",
             "io_latency_target",
             "io_devices",
+            "io_scheduler",
             "reserve",
             "police",
             "pressure_limit",
@@ -195,6 +199,24 @@ fn system(d: &mut Diags, top: &Reader) -> System {
             other => other.map(|v| v.0),
         },
         io_devices: r.io_devices(d),
+        io_scheduler: match r.text(d, "io_scheduler") {
+            Some((name, _)) if IO_SCHEDULERS.contains(&name) => Some(name.to_string()),
+            Some((name, at)) => {
+                d.error(
+                    at,
+                    format!(
+                        "io_scheduler in [system] is `{}`, not a block scheduler",
+                        name.escape_debug()
+                    ),
+                    Some(format!(
+                        "one of {}; \"bfq\" makes io_weight real on any disk",
+                        IO_SCHEDULERS.join(", ")
+                    )),
+                );
+                None
+            }
+            None => None,
+        },
         reserve: r.size(d, "reserve").map_or(Size::Permyriad(1000), |v| v.0),
     }
 }
