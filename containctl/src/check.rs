@@ -408,7 +408,7 @@ fn io_checks(host: &Host, p: &Policy, f: &mut Findings) {
         f.add(
             Severity::Warning,
             format!("[system] io_latency_target = {target} does nothing here: this kernel has no io.latency (CONFIG_BLK_CGROUP_IOLATENCY, off in Debian's kernels)"),
-            Some("set [system] io_scheduler = \"bfq\" (io_weight then works on any disk), or cap each user's IO below the disk's rate with io_write_bandwidth_max; see contain.toml(5)"),
+            Some("cap each user's IO below the disk's rate with io_write_bandwidth_max (io.max works on every kernel and disk), or set [system] io_scheduler = \"bfq\" (io_weight then takes effect); see contain.toml(5)"),
         );
         latency = None;
     }
@@ -432,7 +432,7 @@ fn io_checks(host: &Host, p: &Policy, f: &mut Findings) {
             f.add(
                 Severity::Warning,
                 format!("{at}: the policy's io_weight does nothing here (only BFQ or io.cost honour io.weight), and nothing else protects system.slice's IO: one user's writes can stall logins"),
-                Some("set [system] io_scheduler = \"bfq\" (io_weight then works on any disk), and/or per-user io_write_bandwidth_max below the disk's rate; see contain.toml(5)"),
+                Some("cap each user's writes below the disk's rate with io_write_bandwidth_max (io.max works on every kernel and disk), and/or set [system] io_scheduler = \"bfq\" (io_weight then takes effect); see contain.toml(5)"),
             );
         } else if weights && !disk.honours_weight() {
             f.add(

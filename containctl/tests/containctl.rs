@@ -506,9 +506,11 @@ fn check_says_whether_io_protection_works_on_the_disks() {
         "{out}"
     );
 
-    // The test policy's io_scheduler, put on the disk by `io-scheduler` (the kernel takes the
-    // write; a fixture file just holds it).
-    put(r, "etc/contain/policy.toml", &text);
+    // io_scheduler, put on the disk by `io-scheduler` (the kernel takes the write; a fixture
+    // file just holds it).
+    let with_bfq = text.replace("[system]\n", "[system]\nio_scheduler = \"bfq\"\n");
+    assert_ne!(text, with_bfq);
+    put(r, "etc/contain/policy.toml", &with_bfq);
     let out = stdout(&containctl(r, &["check"]));
     assert!(
         out.contains("vda (/, /home, /var; scheduler none, io.cost off): the policy's io_scheduler is bfq, not in force on this disk"),
