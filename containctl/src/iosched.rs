@@ -38,9 +38,8 @@ pub fn run(host: &Host, policy: &Policy) -> Vec<DiskResult> {
 
 /// systemd writes io.bfq.weight beside io.weight when it creates a cgroup, but only where
 /// BFQ is loaded by then: the slices made earlier in the boot (system.slice) would keep
-/// BFQ's default. Copies each io.weight over, scaled as systemd does; returns how many.
-pub fn copy_weights_to_bfq(host: &Host) -> usize {
-    let mut copied = 0;
+/// BFQ's default. Copies each io.weight over, scaled as systemd does.
+fn copy_weights_to_bfq(host: &Host) {
     for cg in walk(host, 3) {
         let dir = host.cgroup(&cg);
         let weight = |file: &str| {
@@ -53,11 +52,11 @@ pub fn copy_weights_to_bfq(host: &Host) -> usize {
             continue;
         };
         let want = bfq_weight(io);
-        if bfq != want && fs::write(dir.join("io.bfq.weight"), format!("default {want}")).is_ok() {
-            copied += 1;
+        if bfq != want {
+            // A cgroup gone meanwhile needs no weight.
+            let _ = fs::write(dir.join("io.bfq.weight"), format!("default {want}"));
         }
     }
-    copied
 }
 
 /// systemd's BFQ_WEIGHT(): cgroup weights 1..100..10000 onto BFQ's 1..100..1000.
