@@ -9,7 +9,9 @@
 # logins are reported beside their idle median, not judged: emulated, a login is bound by
 # CPU shared with the other suite's guest, and on bookworm (kernel 6.1) the cap left the
 # first login from cold caches at 25 s against 15 s idle. As installed (IOWeight only), the
-# same is measured and reported only.
+# same is measured and reported only. Last, the cap's drop-in removed and applied leaves
+# alice's running slice, and an io_scheduler drop-in applied puts BFQ on the disk with
+# system.slice's IOWeight carried over to BFQ's scale.
 set -euo pipefail
 # shellcheck disable=SC1091 # lib.sh: followed by shellcheck -x
 . "$(dirname "$0")/../lib.sh"
@@ -18,12 +20,14 @@ disk_bps=16777216
 mb=100
 alice=$(ssh_root 'id -u alice')
 
+# The kernel's scheduler as booted (the test policy sets no io_scheduler), restored at the end.
+sched0=$(ssh_root 'sed "s/.*\[\(.*\)\].*/\1/" /sys/block/vda/queue/scheduler')
 held=
 cleanup() {
     [ -z "$held" ] || kill "$held" 2>/dev/null || true
     vm_disk_throttle 0 >/dev/null 2>&1 || true
     ssh_root 'pkill -u alice -x dd; touch /tmp/io-dstate.stop; rm -f /home/alice/io-* /tmp/io-storm.* /var/tmp/io-probe
-        rm -f /etc/contain/policy.d/50-io.toml && containctl apply' >/dev/null 2>&1 || true
+        rm -f /etc/contain/policy.d/50-io*.toml && containctl apply; echo '"$sched0"' >/sys/block/vda/queue/scheduler' >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
@@ -136,6 +140,24 @@ if [ "$il" != none ] && [ "$sl" != none ]; then
 else
     errs+=("root's logins failed (idle: ${idle_logins[*]}; storm: ${logins[*]})")
 fi
+
+# The cap's drop-in removed and applied: alice's running slice is uncapped again.
+ssh_root 'rm /etc/contain/policy.d/50-io.toml && containctl apply >/dev/null' || errs+=("containctl apply failed without the IO drop-in")
+iomax=$(cg_read "/user.slice/user-$alice.slice" io.max || true)
+! grep -q "wbps=$cap" <<<"$iomax" || errs+=("alice's io.max is still '$iomax' after the drop-in was removed and applied")
+
+# io_scheduler: the boot's contain-io-scheduler.service ran (the policy sets none); a
+# drop-in applied puts BFQ on the disk, and system.slice's IOWeight=200 reaches BFQ's scale.
+ssh_root 'systemctl is-active --quiet contain-io-scheduler.service' ||
+    errs+=("contain-io-scheduler.service is $(ssh_root 'systemctl is-active contain-io-scheduler.service' || true)")
+out=$(ssh_root "printf '[system]\nio_scheduler = \"bfq\"\n' >/etc/contain/policy.d/50-io-bfq.toml && containctl apply") ||
+    errs+=("containctl apply with io_scheduler failed: $(tail -n2 <<<"$out" | tr '\n' ' ')")
+[[ "$out" == *"IO scheduler on vda (/"*"bfq"* ]] || errs+=("apply did not report vda's scheduler: $(tail -n3 <<<"$out" | tr '\n' ' ')")
+sched=$(ssh_root 'cat /sys/block/vda/queue/scheduler')
+[[ "$sched" == *"[bfq]"* ]] || errs+=("vda's scheduler is '$sched' after apply, want [bfq]")
+bfqw=$(cg_read /system.slice io.bfq.weight || true)
+[ "$bfqw" = "default 109" ] || errs+=("system.slice's io.bfq.weight is '${bfqw:-missing}', want 'default 109' (IOWeight=200)")
+figs+=("io_scheduler applied: vda $sched0 → bfq, system.slice io.bfq.weight ${bfqw:-?}")
 
 trap - EXIT
 ssh_root 'pkill -u alice -xf "sleep 900"' >/dev/null 2>&1 || true
