@@ -13,6 +13,15 @@ policies=(packaging/policy.toml examples/*.toml)
 [[ -f tests/vm/policy.toml ]] && policies+=(tests/vm/policy.toml)
 
 failed=0 checked=0
+# verify LABEL UNIT_PATH UNIT: systemd-analyze verify, failing on any stderr line.
+verify() {
+    checked=$((checked + 1))
+    local err
+    err=$(SYSTEMD_UNIT_PATH="$2" systemd-analyze verify --man=no "$3" 2>&1 >/dev/null) || true
+    if [[ -n "$err" ]]; then
+        echo "FAIL $1: $3"; echo "$err" | sed 's/^/    /'; failed=1
+    fi
+}
 for policy in "${policies[@]}"; do
     out="$work/$(basename "$policy" .toml)-$checked"
     # A fixture root holding the policy and the test accounts (CONTAIN_ROOT moves every host path).
@@ -39,11 +48,7 @@ for policy in "${policies[@]}"; do
     done < <(cd "$out/units" && find . -name '*.conf' -o -name '*.slice' -type f | sed 's|^\./||')
     mapfile -t units < <(printf '%s\n' "${units[@]}" | sort -u)
     for unit in "${units[@]}"; do
-        checked=$((checked + 1))
-        err=$(SYSTEMD_UNIT_PATH="$out/units:$stubs:" systemd-analyze verify --man=no "$unit" 2>&1 >/dev/null) || true
-        if [[ -n "$err" ]]; then
-            echo "FAIL $policy: $unit"; echo "$err" | sed 's/^/    /'; failed=1
-        fi
+        verify "$policy" "$out/units:$stubs:" "$unit"
     done
     echo "ok   $policy (${#units[@]} units)"
 done
@@ -55,11 +60,7 @@ for unit in packaging/*.service packaging/*.timer; do
 done
 shipped_units=("$shipped"/*)
 for unit in "${shipped_units[@]}"; do
-    checked=$((checked + 1))
-    err=$(SYSTEMD_UNIT_PATH="$shipped:" systemd-analyze verify --man=no "$(basename "$unit")" 2>&1 >/dev/null) || true
-    if [[ -n "$err" ]]; then
-        echo "FAIL shipped $(basename "$unit")"; echo "$err" | sed 's/^/    /'; failed=1
-    fi
+    verify shipped "$shipped:" "$(basename "$unit")"
 done
 echo "ok   packaging (${#shipped_units[@]} units)"
 echo "verify-units: $checked units checked"

@@ -13,6 +13,8 @@ pub struct Disk {
     pub dev: String,
     /// The active scheduler (`none`, `mq-deadline`, `bfq`), when known.
     pub scheduler: Option<String>,
+    /// Its `queue/scheduler` in sysfs, read for `scheduler` and written to change it.
+    pub scheduler_file: std::path::PathBuf,
     /// io.cost is enabled on it (`enable=1` in /sys/fs/cgroup/io.cost.qos).
     pub iocost: bool,
     pub paths: Vec<String>,
@@ -90,10 +92,10 @@ pub fn disks(host: &Host, paths: &[String]) -> Vec<Disk> {
             let mut w = l.split_whitespace();
             w.next() == Some(disk_dev.as_str()) && w.any(|kv| kv == "enable=1")
         });
+        let scheduler_file = dir.join("queue/scheduler");
         out.push(Disk {
-            scheduler: fs::read_to_string(dir.join("queue/scheduler"))
-                .ok()
-                .and_then(|t| active(&t)),
+            scheduler: fs::read_to_string(&scheduler_file).ok().and_then(|t| active(&t)),
+            scheduler_file,
             name,
             dev: disk_dev,
             iocost,

@@ -1,7 +1,7 @@
 //! `containctl io-scheduler`: puts the policy's `io_scheduler` on the disks behind its IO paths.
 //! Run at boot by contain-io-scheduler.service and by `containctl apply`.
 
-use crate::host::Host;
+use crate::host::{Host, key_values};
 use crate::iodev::{self, Disk};
 use crate::policy;
 use crate::{OK, PROBLEMS};
@@ -42,12 +42,7 @@ pub fn run(host: &Host, policy: &Policy) -> Vec<DiskResult> {
 fn copy_weights_to_bfq(host: &Host) {
     for cg in walk(host, 3) {
         let dir = host.cgroup(&cg);
-        let weight = |file: &str| {
-            let text = fs::read_to_string(dir.join(file)).ok()?;
-            text.lines()
-                .find_map(|l| l.strip_prefix("default "))
-                .and_then(|w| w.trim().parse::<u64>().ok())
-        };
+        let weight = |file: &str| key_values(&fs::read_to_string(dir.join(file)).ok()?, "default");
         let (Some(io), Some(bfq)) = (weight("io.weight"), weight("io.bfq.weight")) else {
             continue;
         };
@@ -70,18 +65,18 @@ fn bfq_weight(io: u64) -> u64 {
 }
 
 fn set(host: &Host, disk: Disk, want: &str) -> DiskResult {
-    let file = host.path(format!("/sys/block/{}/queue/scheduler", disk.name));
+    let file = &disk.scheduler_file;
     let mut error = None;
     if disk.scheduler.as_deref() != Some(want) {
         // The kernel loads the scheduler's module itself (request_module) on this write.
-        if let Err(e) = fs::write(&file, want) {
+        if let Err(e) = fs::write(file, want) {
             error = Some(format!(
                 "writing `{want}` to {}: {e}",
                 host.unroot(&file.display().to_string())
             ));
         }
     }
-    let now = fs::read_to_string(&file).ok().and_then(|t| iodev::active(&t));
+    let now = fs::read_to_string(file).ok().and_then(|t| iodev::active(&t));
     if error.is_none() && now.as_deref() != Some(want) {
         error = Some(format!(
             "the scheduler is {} after the write",
