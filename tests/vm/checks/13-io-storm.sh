@@ -4,20 +4,20 @@
 # dd conv=fsync in parallel, and meanwhile root logs in afresh and a unit in system.slice reads
 # 8 MB with O_DIRECT, every few seconds; the same before and after the storms, for the idle
 # figures. With a per-user write cap below the volume's rate in force (a policy drop-in,
-# applied live; Debian's kernels have no io.latency): the system.slice read stays within 2x
-# its idle median and alice's writes finish at >= 25% of the volume's rate. Root's fresh ssh
-# logins are reported beside their idle median, not judged: emulated, a login is bound by
-# CPU shared with the other suite's guest, and on bookworm (kernel 6.1) the cap left the
-# first login from cold caches at 25 s against 15 s idle. As installed (IOWeight only), the
-# same is measured and reported only. Last, the cap's drop-in removed and applied leaves
-# alice's running slice, and an io_scheduler drop-in applied puts BFQ on the disk with
-# system.slice's IOWeight carried over to BFQ's scale.
+# applied live; Debian's kernels have no io.latency): root's fresh ssh login stays within
+# 1.5x its idle median, the system.slice read within 2x, and alice's writes finish at >= 30%
+# of the volume's rate. As installed (IOWeight only), the same is measured and reported only.
+# Last, the cap's drop-in removed and applied leaves alice's running slice, and an
+# io_scheduler drop-in applied puts BFQ on the disk with system.slice's IOWeight carried
+# over to BFQ's scale.
+# A login's time under TCG is the guest's CPU, so the check has the host to itself:
+# vm-alone
 set -euo pipefail
 # shellcheck disable=SC1091 # lib.sh: followed by shellcheck -x
 . "$(dirname "$0")/../lib.sh"
 check_begin 13-io-storm
 disk_bps=16777216
-mb=100
+mb=150
 alice=$(ssh_root 'id -u alice')
 
 # The kernel's scheduler as booted (the test policy sets no io_scheduler), restored at the end.
@@ -27,7 +27,7 @@ cleanup() {
     [ -z "$held" ] || kill "$held" 2>/dev/null || true
     vm_disk_throttle 0 >/dev/null 2>&1 || true
     ssh_root 'pkill -u alice -x dd; touch /tmp/io-dstate.stop; rm -f /home/alice/io-* /tmp/io-storm.* /var/tmp/io-probe
-        rm -f /etc/contain/policy.d/50-io*.toml && containctl apply; echo '"$sched0"' >/sys/block/vda/queue/scheduler' >/dev/null 2>&1 || true
+        rm -f /etc/contain/policy.d/50-io*.toml /run/systemd/system/iosampler.slice && containctl apply; echo '"$sched0"' >/sys/block/vda/queue/scheduler' >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
@@ -40,7 +40,7 @@ ssh_root 'dd if=/dev/urandom of=/var/tmp/io-probe bs=1M count=8 conv=fsync statu
 got=$(vm_disk_throttle "$disk_bps") || errs+=("QEMU refused the disk throttle")
 [ "${got:-0}" = "$disk_bps" ] || errs+=("QEMU reports a disk limit of ${got:-?}, want $disk_bps")
 
-# idle: four root logins and system.slice reads from cold caches, as the storm starts;
+# idle: five root logins and system.slice reads from cold caches, as the storm starts;
 # run before the storms and again after them, so that both brackets make the idle figure
 # (the other suite's guest shares the host's CPUs and a login's time drifts with it).
 # What the guest's CPU did meanwhile: vm-cpu.py's shares since its mark.
@@ -52,7 +52,7 @@ idle_logins=() idle_probes=() idle_cpu=()
 idle() {
     ssh_root 'sync; echo 3 >/proc/sys/vm/drop_caches'
     cpu_mark
-    for _ in 1 2 3 4; do
+    for _ in 1 2 3 4 5; do
         idle_logins+=("$(io_login_ms)")
         idle_probes+=("$(io_probe_ms)")
     done
@@ -63,15 +63,20 @@ idle
 x() { python3 -c "import sys; a, b = sys.argv[1:]; print(f'{int(b) / int(a):.2f}x' if a.isdigit() and b.isdigit() and int(a) else '?')" "$1" "$2"; }
 
 # What everyone waits for in the storm: the processes in uninterruptible sleep and where.
+# The sampler runs in a top-level slice at CPUWeight 1, beside system.slice and user.slice
+# (no dash in its name: that would nest it): at an equal weight it took a quarter of the
+# guest's one CPU from the very logins it times.
 copy_in "$VM_HERE/tools/vm-dstate.py" /usr/local/bin/vm-dstate.py
-ssh_root 'chmod 755 /usr/local/bin/vm-dstate.py'
+ssh_root 'chmod 755 /usr/local/bin/vm-dstate.py
+    printf "[Slice]\nCPUWeight=1\n" >/run/systemd/system/iosampler.slice && systemctl daemon-reload'
 
 # storm: alice writes 3 x mb MB with conv=fsync in parallel; a root login and a system.slice
 # read every few seconds until she is done. Sets storm_s (or "unfinished"), logins, probes,
 # waits (vm-dstate.py's tally).
 storm() {
     ssh_root 'rm -f /home/alice/io-*; sync; echo 3 >/proc/sys/vm/drop_caches'
-    ssh_root "rm -f /tmp/io-dstate*; nohup /usr/local/bin/vm-dstate.py 600 /tmp/io-dstate.stop /tmp/io-dstate.txt $alice >/dev/null 2>&1 &"
+    ssh_root "rm -f /tmp/io-dstate*; systemd-run --quiet --collect --slice=iosampler.slice \
+        /usr/local/bin/vm-dstate.py 600 /tmp/io-dstate.stop /tmp/io-dstate.txt $alice"
     ssh_within 120 alice "rm -f /tmp/io-storm.*; nohup sh -c 'date +%s.%N >/tmp/io-storm.start
         for i in 1 2 3; do dd if=/dev/zero of=\$HOME/io-\$i bs=1M count=$mb conv=fsync status=none & done
         wait; date +%s.%N >/tmp/io-storm.end' >/dev/null 2>&1 &"
@@ -120,9 +125,9 @@ if [ "$storm_s" = unfinished ]; then
 else
     pct=$(python3 -c "print(f'{3 * $mb * 1048576 / $storm_s / $disk_bps * 100:.0f}')")
     figs+=("alice 3 x $mb MB in ${storm_s%.*} s, ${pct}% of the volume")
-    # At this cap (40% of the volume) 30-37% was measured, the read at 1.10-1.41x idle; at 44%
-    # bookworm gave her 28%, at 47% the read reached 1.93x: the cap keeps both gates' margins.
-    ((pct >= 25)) || errs+=("alice's writes ran at ${pct}% of the volume's rate, under 25%")
+    # At this cap (40% of the volume), with the sampler out of the CPU's way and the host to
+    # itself, she got 37-38%; at 47% the read reached 1.93x idle.
+    ((pct >= 30)) || errs+=("alice's writes ran at ${pct}% of the volume's rate, under 30%")
 fi
 if [ "$ip" = none ] || [ "$sp" = none ]; then
     errs+=("no system.slice read finished (idle: ${idle_probes[*]}; storm: ${probes[*]})")
@@ -134,6 +139,7 @@ fi
     figs+=("as installed (IOWeight only): read ${before[0]} ms ($(x "$ip" "${before[0]}")), root's login $(x "$il" "${before[1]}"), alice's writes in ${before[2]} s, D-state samples (passes, comm@wchan:n): ${before[3]}; CPU: ${before[4]}")
 if [ "$il" != none ] && [ "$sl" != none ]; then
     figs+=("capped: root's login median $(python3 -c "print(f'{$sl / 1000:.2f} s, {$sl / $il:.2f}x its idle {$il / 1000:.2f} s')") (n=${#logins[@]}, idle n=${#idle_logins[@]})")
+    ((2 * sl <= 3 * il)) || errs+=("root's login took ${sl} ms in the storm, over 1.5x its idle ${il} ms")
     figs+=("root's logins in ms, idle: ${idle_logins[*]}; capped storm: ${logins[*]}")
     figs+=("capped storm's D-state samples (passes, comm@wchan:n): $waits")
     figs+=("guest CPU, idle before: ${idle_cpu[0]}; capped storm: $storm_cpu; idle after: ${idle_cpu[1]:-}")

@@ -2,8 +2,8 @@
 """vm-cpu.py mark FILE | vm-cpu.py since FILE UID: `mark` saves the CPU time spent so far (the
 box's, from /proc/stat, and each top cgroup's usage_usec); `since` prints, for the time since the
 mark, the share of the CPU that was busy, the shares of system.slice, root's slice, UID's slice,
-the rest, and of what no cgroup is charged for (kernel threads), and the iowait share. Says
-whether a phase was bound by the guest's CPU and by whom."""
+the rest (naming each top cgroup at 1% or more), and of what no cgroup is charged for (kernel
+threads), and the iowait share. Says whether a phase was bound by the guest's CPU and by whom."""
 import json, os, sys, time
 
 CG = "/sys/fs/cgroup"
@@ -52,11 +52,15 @@ def main():
     system = tops.get("system.slice", 0)
     users = tops.get("user.slice", 0)
     rest = sum(tops.values()) - system - users
+    named = ", ".join(
+        f"{k} {pct(v)}" for k, v in sorted(tops.items(), key=lambda kv: -kv[1])
+        if k not in ("system.slice", "user.slice") and v >= total / 100
+    )
     unowned = max(busy - sum(tops.values()), 0)
     print(
         f"{b['wall'] - a['wall']:.0f} s: busy {pct(busy)} (system.slice {pct(system)}, "
         f"root {pct(d('root'))}, uid {uid} {pct(d('user'))}, "
-        f"other users {pct(max(users - d('root') - d('user'), 0))}, other cgroups {pct(rest)}, "
+        f"other users {pct(max(users - d('root') - d('user'), 0))}, other cgroups {pct(rest)}{f' ({named})' if named else ''}, "
         f"kernel threads {pct(unowned)}), iowait {pct(d('iowait'))}"
     )
 
