@@ -3,7 +3,9 @@
 box's, from /proc/stat, and each top cgroup's usage_usec); `since` prints, for the time since the
 mark, the share of the CPU that was busy, the shares of system.slice, root's slice, UID's slice,
 the rest (naming each top cgroup at 1% or more), and of what no cgroup is charged for (kernel
-threads), and the iowait share. Says whether a phase was bound by the guest's CPU and by whom."""
+threads), the iowait share, and the share of the time some task of system.slice, of sshd and of root's
+slice waited for the CPU and for IO (PSI). Says whether a phase was bound by the guest's CPU,
+by whom, and what the logins waited for."""
 import json, os, sys, time
 
 CG = "/sys/fs/cgroup"
@@ -20,6 +22,20 @@ def usage(path):
     return 0
 
 
+def stall(path, kind):
+    """Microseconds some task in PATH waited for KIND (cpu, io) so far: its PSI total."""
+    try:
+        for line in open(f"{CG}/{path}/{kind}.pressure"):
+            if line.startswith("some "):
+                return int(line.rsplit("total=", 1)[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+STALLED = {"system.slice": "system.slice", "sshd": "system.slice/ssh.service", "root": "user.slice/user-0.slice"}
+
+
 def snapshot(uid):
     fields = [int(v) for v in open("/proc/stat").readline().split()[1:]]
     tick = 1e6 / os.sysconf("SC_CLK_TCK")
@@ -33,6 +49,7 @@ def snapshot(uid):
         "tops": tops,
         "root": usage("user.slice/user-0.slice"),
         "user": usage(f"user.slice/user-{uid}.slice") if uid is not None else 0,
+        "stalls": {f"{who} {kind}": stall(path, kind) for who, path in STALLED.items() for kind in ("cpu", "io")},
     }
 
 
@@ -48,6 +65,7 @@ def main():
     pct = lambda v: f"{100 * v / total:.0f}%"
     d = lambda key: b[key] - a[key]
     tops = {k: v - a["tops"].get(k, 0) for k, v in b["tops"].items()}
+    wall = (b["wall"] - a["wall"]) * 1e6 or 1
     busy = total - d("idle") - d("iowait")
     system = tops.get("system.slice", 0)
     users = tops.get("user.slice", 0)
@@ -61,7 +79,12 @@ def main():
         f"{b['wall'] - a['wall']:.0f} s: busy {pct(busy)} (system.slice {pct(system)}, "
         f"root {pct(d('root'))}, uid {uid} {pct(d('user'))}, "
         f"other users {pct(max(users - d('root') - d('user'), 0))}, other cgroups {pct(rest)}{f' ({named})' if named else ''}, "
-        f"kernel threads {pct(unowned)}), iowait {pct(d('iowait'))}"
+        f"kernel threads {pct(unowned)}), iowait {pct(d('iowait'))}; stalled (PSI some, share of "
+        f"the time): "
+        + ", ".join(
+            f"{key} {100 * (b['stalls'][key] - a.get('stalls', {}).get(key, 0)) / wall:.0f}%"
+            for key in b["stalls"]
+        )
     )
 
 
