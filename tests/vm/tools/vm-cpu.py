@@ -3,9 +3,9 @@
 box's, from /proc/stat, and each top cgroup's usage_usec); `since` prints, for the time since the
 mark, the share of the CPU that was busy, the shares of system.slice, root's slice, UID's slice,
 the rest (naming each top cgroup at 1% or more), and of what no cgroup is charged for (kernel
-threads), the iowait share, and the share of the time some task of system.slice, of sshd and of root's
-slice waited for the CPU and for IO (PSI). Says whether a phase was bound by the guest's CPU,
-by whom, and what the logins waited for."""
+threads), the iowait share, and the share of the time some task of system.slice, of sshd and
+of root's slice waited for the CPU and for IO (PSI). Says whether a phase was bound by the
+guest's CPU, by whom, and what the logins waited for."""
 import json, os, sys, time
 
 CG = "/sys/fs/cgroup"
@@ -33,7 +33,8 @@ def stall(path, kind):
     return 0
 
 
-STALLED = {"system.slice": "system.slice", "sshd": "system.slice/ssh.service", "root": "user.slice/user-0.slice"}
+ROOT_SLICE = "user.slice/user-0.slice"
+STALLED = {"system.slice": "system.slice", "sshd": "system.slice/ssh.service", "root": ROOT_SLICE}
 
 
 def snapshot(uid):
@@ -47,7 +48,7 @@ def snapshot(uid):
         "idle": idle,
         "iowait": iowait,
         "tops": tops,
-        "root": usage("user.slice/user-0.slice"),
+        "root": usage(ROOT_SLICE),
         "user": usage(f"user.slice/user-{uid}.slice") if uid is not None else 0,
         "stalls": {f"{who} {kind}": stall(path, kind) for who, path in STALLED.items() for kind in ("cpu", "io")},
     }
@@ -82,7 +83,7 @@ def main():
         f"kernel threads {pct(unowned)}), iowait {pct(d('iowait'))}; stalled (PSI some, share of "
         f"the time): "
         + ", ".join(
-            f"{key} {100 * (b['stalls'][key] - a.get('stalls', {}).get(key, 0)) / wall:.0f}%"
+            f"{key} {100 * (b['stalls'][key] - a['stalls'][key]) / wall:.0f}%"
             for key in b["stalls"]
         )
     )

@@ -21,9 +21,7 @@ def read(path):
 seen, passes = collections.Counter(), 0
 end = time.time() + secs
 while time.time() < end and not os.path.exists(stop):
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
+    for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             stat = read(f"/proc/{pid}/stat")
             close = stat.rindex(b")")
