@@ -96,7 +96,7 @@ pub fn uid_of_user_slice(name: &str) -> Option<u32> {
     name.strip_prefix("user-")?.strip_suffix(".slice")?.parse().ok()
 }
 
-/// What the policy gives a user's slice: their resolved limits, lifted for exempt accounts.
+/// What the policy gives a user's slice: their resolved limits, or an exempt account's.
 pub fn user_limits(policy: &Policy, host: &Host, uid: u32) -> (Option<String>, Limits) {
     let Some(account) = accounts::by_uid(host, uid) else {
         // Unknown to NSS: the user-.slice template applies.
@@ -105,7 +105,7 @@ pub fn user_limits(policy: &Policy, host: &Host, uid: u32) -> (Option<String>, L
     let groups: Vec<&str> = account.groups.iter().map(String::as_str).collect();
     let limits = match policy.resolve(uid, &account.name, &groups) {
         Resolution::Capped(eff) => eff.limits(),
-        Resolution::Exempt(_) => policy.users.limits.lifted(),
+        Resolution::Exempt(_) => policy.exempt_limits(),
     };
     (Some(account.name), limits)
 }

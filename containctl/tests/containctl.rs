@@ -143,6 +143,13 @@ fn host() -> tempfile::TempDir {
         "512",
     );
     cgroup(r, "/user.slice/user-0.slice", 5 * M, "max", "max", "max", "max");
+    // root is exempt: no caps, and system.slice's weights.
+    put(r, "sys/fs/cgroup/user.slice/user-0.slice/cpu.weight", "200\n");
+    put(
+        r,
+        "sys/fs/cgroup/user.slice/user-0.slice/io.weight",
+        "default 200\n",
+    );
     cgroup(r, "/docker.slice", 20 * M, "max", "314572800", "0", "max");
     cgroup(
         r,
@@ -1139,7 +1146,7 @@ fn apply_reloads_sets_running_slices_and_reloads_oomd() {
             "IOWriteBandwidthMax="
         ]
     );
-    // root is exempt: its running slice is uncapped.
+    // root is exempt: its running slice is uncapped and weighs as system.slice.
     assert_eq!(
         calls[1].properties,
         [
@@ -1147,6 +1154,8 @@ fn apply_reloads_sets_running_slices_and_reloads_oomd() {
             "MemoryMax=infinity",
             "MemorySwapMax=infinity",
             "TasksMax=infinity",
+            "CPUWeight=200",
+            "IOWeight=200",
             "IOReadBandwidthMax=",
             "IOWriteBandwidthMax="
         ]

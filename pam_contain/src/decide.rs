@@ -69,7 +69,8 @@ pub enum RepairKind {
     /// own at login, so a difference is expected.
     Override,
     /// An exempt account (root, a listed or directory account the generator did not see at boot)
-    /// in a slice that carries the template's caps: they are lifted.
+    /// in a slice that carries the template's caps or weights: the caps are lifted and the
+    /// weights set as system.slice's.
     Lift,
 }
 
@@ -100,7 +101,7 @@ pub fn decide(s: &Situation<'_>) -> Action {
             if !inside {
                 return Action::Nothing(exemption);
             }
-            (s.policy.users.limits.lifted(), RepairKind::Lift)
+            (s.policy.exempt_limits(), RepairKind::Lift)
         }
         Resolution::Capped(eff) => {
             if !inside {
@@ -485,6 +486,36 @@ mod tests {
         assert_eq!(
             decide_for(&p, &svc, Some("/system.slice/cron.service"), &Stats::default()),
             Action::Nothing(Exemption::Listed)
+        );
+    }
+
+    #[test]
+    fn exempt_accounts_weigh_as_system_slice() {
+        let p = policy("[system]\ncpu_weight = 200\n");
+        let root = user(0, "root", &["root"]);
+        let root_session = "/user.slice/user-0.slice/session-2.scope";
+        // Lifted at boot, but at the kernel's weight (a slice the generator never wrote for).
+        let Action::Repair { why, props, .. } = decide_for(&p, &root, Some(root_session), &lifted()) else {
+            panic!("expected the weight set");
+        };
+        assert_eq!(why, RepairKind::Lift);
+        let names: Vec<&str> = props.iter().map(|p| p.name).collect();
+        assert_eq!(names, ["CPUWeight"]);
+        let weighed = Stats {
+            cpu_weight: Some(200),
+            ..lifted()
+        };
+        assert_eq!(
+            decide_for(&p, &root, Some(root_session), &weighed),
+            Action::Nothing(Exemption::Root)
+        );
+        // A capped user keeps the template's weight.
+        let alice = user(1001, "alice", &[]);
+        assert_eq!(
+            decide_for(&p, &alice, Some(ALICE_SESSION), &right()),
+            Action::InPlace {
+                slice: "user-1001.slice".into()
+            }
         );
     }
 

@@ -344,7 +344,10 @@ fn repair<S: System, B: Bus, A: Accounts>(
     // Overrides and lifts are applied at login by design: not worth a notice.
     let (level, what) = match why {
         RepairKind::Override => (Level::Info, "gets the user's own caps from the policy"),
-        RepairKind::Lift => (Level::Info, "belongs to an exempt account: caps lifted"),
+        RepairKind::Lift => (
+            Level::Info,
+            "belongs to an exempt account: caps lifted, weights as system.slice's",
+        ),
         RepairKind::Drift => (Level::Notice, "differed from the policy"),
     };
     world.host.log(
@@ -771,7 +774,10 @@ mod tests {
             "{calls:?}"
         );
         assert!(
-            logged(&log, "belongs to an exempt account: caps lifted"),
+            logged(
+                &log,
+                "belongs to an exempt account: caps lifted, weights as system.slice's"
+            ),
             "{log:?}"
         );
     }

@@ -39,12 +39,13 @@ pub fn render(policy: &Policy, users: &[LocalUser]) -> Rendered {
     user_slice.extend(policing(&policy.users.policing));
     dropin("user.slice", DROPIN, "Slice", user_slice);
 
-    // Exempt accounts need a drop-in that lifts the template's caps. Overrides do not: pam_contain
-    // sets them on the slice at login, so 10,000 overrides cost no boot-time files.
+    // Exempt accounts need a drop-in that lifts the template's caps and weighs them as
+    // system.slice. Overrides do not: pam_contain sets them on the slice at login, so 10,000
+    // overrides cost no boot-time files.
     let mut seen = std::collections::HashSet::new();
     for (uid, name) in std::iter::once((0, "root")).chain(users.iter().map(|u| (u.uid, u.name))) {
         if policy.exemption(uid, name).is_some() && seen.insert(uid) {
-            let mut lines = uncapped(&policy.users.limits);
+            let mut lines = assignments(&policy.exempt_limits());
             lines.extend(io_latency(&policy.system));
             dropin(&unit::user_slice(uid), USER_DROPIN, "Slice", lines);
         }
@@ -125,11 +126,6 @@ fn assignments(limits: &Limits) -> Vec<String> {
         .into_iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect()
-}
-
-/// Lifts every memory and task cap that `[users]` sets, for an exempt account.
-fn uncapped(defaults: &Limits) -> Vec<String> {
-    assignments(&defaults.lifted())
 }
 
 /// The units a tree writes a `DROPIN` for, as `render` does.

@@ -102,8 +102,7 @@ impl Effective {
 }
 
 impl Limits {
-    /// What an exempt account's slice gets: every cap the template sets, lifted to infinity
-    /// (weights are not caps and stay).
+    /// Every cap the template sets, lifted to infinity (weights are not caps: they stay).
     pub fn lifted(&self) -> Limits {
         Limits {
             memory_high: self.memory_high.map(|_| Size::Infinity),
@@ -136,6 +135,16 @@ pub enum Resolution {
 }
 
 impl Policy {
+    /// What an exempt account's slice gets: no caps, and system.slice's weights. Root's ssh
+    /// login is the operator's way in as much as sshd is, so a user's storm must not outweigh it.
+    pub fn exempt_limits(&self) -> Limits {
+        Limits {
+            cpu_weight: self.system.cpu_weight,
+            io_weight: self.system.io_weight,
+            ..self.users.limits.lifted()
+        }
+    }
+
     /// Why `uid` is never capped, if it is.
     pub fn exemption(&self, uid: u32, name: &str) -> Option<Exemption> {
         if uid == 0 {
