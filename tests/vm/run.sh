@@ -47,18 +47,24 @@ wait_unmarked() { # KIND SUITE SECONDS
     local end=$((SECONDS + $3))
     while others_marked "$1" "$2" && ((SECONDS < end)); do sleep 2; done
 }
-# host_turn SUITE CHECK: runs the check, alone on the host if it is marked so.
+# host_turn SUITE CHECK: runs the check, alone on the host if it is marked so; sets
+# host_wait to the seconds it waited for its turn. The check does not inherit the lock.
 host_turn() {
-    local suite=$1 check=$2 rc=0
-    if grep -q '^# vm-alone' "$check"; then
+    local suite=$1 check=$2 rc=0 t=$SECONDS lock alone=
+    grep -q '^# vm-alone' "$check" && alone=1
+    exec {lock}>>"$VM_RESULTS.lock"
+    if [ -n "$alone" ]; then
         touch "$VM_RESULTS.alone.$suite"
         wait_unmarked setup "$suite" 1200
-        flock -x -o "$VM_RESULTS.lock" bash "$check" || rc=$?
-        rm -f "$VM_RESULTS.alone.$suite"
+        flock -x "$lock"
     else
         wait_unmarked alone "$suite" 1800
-        flock -s -o "$VM_RESULTS.lock" bash "$check" || rc=$?
+        flock -s "$lock"
     fi
+    host_wait=$((SECONDS - t))
+    bash "$check" {lock}>&- || rc=$?
+    exec {lock}>&-
+    [ -z "$alone" ] || rm -f "$VM_RESULTS.alone.$suite"
     return "$rc"
 }
 
@@ -67,23 +73,9 @@ run_suite() {
     t0=$SECONDS
     fails0=$(grep -c '^FAIL' "$VM_RESULTS" || true)
     echo "=== $suite ==="
+    # Booting and installing: a vm-alone check of another suite waits until this is done.
     touch "$VM_RESULTS.setup.$suite"
-    local rc=0
-    start_vm "$suite" || rc=$?
-    if ((rc == 2)); then
-        fail "image" "image.sh failed"
-        rm -f "$VM_RESULTS.setup.$suite"
-        return
-    elif ((rc)); then
-        fail "boot" "no ssh within ${VM_BOOT_TIMEOUT}s ($VM_ACCEL)"
-        rm -f "$VM_RESULTS.setup.$suite"
-        dump_guest
-        stop_vm
-        return
-    fi
-    pass "boot" "$((SECONDS - t0)) s to ssh, ${VM_ACCEL%% -cpu*}"
-
-    t1=$SECONDS
+    local rc=0 installed=0
     # On VM_ANSIBLE_SUITES (bookworm unless set) contain is installed the way a fleet gets it:
     # through the Ansible role in examples/ansible/, from this host.
     local how=apt-get install=install_deb log=install.log
@@ -91,11 +83,24 @@ run_suite() {
         how=ansible-playbook install=install_with_ansible log=ansible.log
     fi
     export VM_INSTALLED_BY=$how
-    if $install "$deb"; then
-        rm -f "$VM_RESULTS.setup.$suite"
+    start_vm "$suite" || rc=$?
+    if ((rc == 0)); then
+        pass "boot" "$((SECONDS - t0)) s to ssh, ${VM_ACCEL%% -cpu*}"
+        t1=$SECONDS
+        $install "$deb" && installed=1
+    fi
+    rm -f "$VM_RESULTS.setup.$suite"
+    if ((rc == 2)); then
+        fail "image" "image.sh failed"
+        return
+    elif ((rc)); then
+        fail "boot" "no ssh within ${VM_BOOT_TIMEOUT}s ($VM_ACCEL)"
+        dump_guest
+        stop_vm
+        return
+    elif ((installed)); then
         pass "install" "$how + reboot $((SECONDS - t1)) s"
     else
-        rm -f "$VM_RESULTS.setup.$suite"
         fail "install" "see below"
         tail -n 30 "$VM_RUN_DIR/$log"
         dump_guest
@@ -126,7 +131,8 @@ run_suite() {
         rc=0
         local tc=$SECONDS
         host_turn "$suite" "$check" || rc=$?
-        timings+=" ${cname%%-*}:$((SECONDS - tc))s"
+        timings+=" ${cname%%-*}:$((SECONDS - tc - host_wait))s"
+        ((host_wait < 5)) || timings+="(+${host_wait}s for the host)"
         if [ "$(wc -l <"$VM_RESULTS")" -eq "$lines_before" ]; then
             if [ "$rc" -eq 0 ]; then fail "$cname" "reported no result"; else fail "$cname" "exited $rc"; fi
         elif [ "$rc" -ne 0 ] && [ "$(grep -c '^FAIL' "$VM_RESULTS" || true)" -eq "$before" ]; then

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Root's way in stays uncapped: from the admin's ssh session, `sudo -i`, `sudo su -` and
 # `sudo -u ldapdave -i` (an exempt account) run a shell, and what it starts, outside the
-# admin's user-1000.slice, with no memory.max below user.slice; a root process left behind
-# by `sudo -i` stays there after the admin logs out. A non-exempt target keeps its own caps:
-# alice's `su - bob` lands in bob's user-1002.slice.
+# admin's user-1000.slice, with no memory.max below user.slice, and ldapdave's slice weighs
+# as system.slice; a root process left behind by `sudo -i` stays there after the admin logs
+# out. A non-exempt target keeps its own caps: alice's `su - bob` lands in bob's
+# user-1002.slice.
 set -euo pipefail
 # shellcheck disable=SC1091 # lib.sh: followed by shellcheck -x
 . "$(dirname "$0")/../lib.sh"
@@ -43,6 +44,14 @@ judge_free() {
 judge_free "sudo -i" "$(ssh_as admin "sudo -n -i sh -c '$probe'" 2>&1 || true)" root
 judge_free "sudo su -" "$(ssh_as admin "sudo -n su - -c '$probe'" 2>&1 || true)" root
 judge_free "sudo -u ldapdave -i" "$(ssh_as admin "sudo -n -u ldapdave -i sh -c '$probe'" 2>&1 || true)" ldapdave
+# ldapdave is a directory account, unseen by the generator at boot: pam_contain gives its slice
+# system.slice's CPU weight at login (200 in the test policy).
+weight=$(ssh_as admin "sudo -n -u ldapdave -i sh -c 'cat /sys/fs/cgroup\$(dirname \$(cut -d: -f3 /proc/self/cgroup))/cpu.weight'" 2>&1 || true)
+if [ "$weight" = 200 ]; then
+    figs+=("ldapdave's slice at CPUWeight $weight")
+else
+    errs+=("ldapdave's slice has cpu.weight '$(tr '\n' ' ' <<<"$weight" | cut -c1-160)', want system.slice's 200")
+fi
 
 # Left behind by root's shell: still outside once the admin's login has ended.
 sid=$(ssh_as admin "sudo -n -i sh -c 'nohup sleep 7301 >/dev/null 2>&1 </dev/null &'; echo \$XDG_SESSION_ID" || true)
