@@ -88,6 +88,18 @@ pub fn explain(host: &Host, policy: &Policy, who: &str) -> Option<Explained> {
         line!(allowed_cpus, "AllowedCPUs");
         line!(io_read_bandwidth_max, "IOReadBandwidthMax");
         line!(io_write_bandwidth_max, "IOWriteBandwidthMax");
+    } else {
+        let exempt = policy.exempt_limits();
+        for (property, weight) in [("CPUWeight", exempt.cpu_weight), ("IOWeight", exempt.io_weight)] {
+            if let Some(w) = weight {
+                limits.push(Line {
+                    property,
+                    value: w.to_string(),
+                    resolved: None,
+                    rule: "[system] (exempt accounts weigh as system.slice)".into(),
+                });
+            }
+        }
     }
     Some(Explained {
         slice: unit::user_slice(account.uid),
@@ -101,6 +113,23 @@ pub fn explain(host: &Host, policy: &Policy, who: &str) -> Option<Explained> {
         uid: account.uid,
         groups: account.groups,
     })
+}
+
+/// One line per limit: property, value (with this host's figure for a share), rule.
+fn lines(limits: &[Line]) -> String {
+    let w = limits.iter().map(|l| l.property.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for l in limits {
+        let resolved = match &l.resolved {
+            Some(r) if l.value.ends_with('%') => format!(" (= {r} on this host)"),
+            _ => String::new(),
+        };
+        out.push_str(&format!(
+            "  {:w$}  {}{resolved}  from {}\n",
+            l.property, l.value, l.rule
+        ));
+    }
+    out
 }
 
 pub fn print(e: &Explained) -> String {
@@ -125,19 +154,10 @@ pub fn print(e: &Explained) -> String {
                 Exemption::Listed => "listed in [users] exempt".into(),
             };
             out.push_str(&format!("Not capped: {why}.\n"));
+            out.push_str(&lines(&e.limits));
         }
         Resolution::Capped(_) => {
-            let w = e.limits.iter().map(|l| l.property.len()).max().unwrap_or(0);
-            for l in &e.limits {
-                let resolved = match &l.resolved {
-                    Some(r) if l.value.ends_with('%') => format!(" (= {r} on this host)"),
-                    _ => String::new(),
-                };
-                out.push_str(&format!(
-                    "  {:w$}  {}{resolved}  from {}\n",
-                    l.property, l.value, l.rule
-                ));
-            }
+            out.push_str(&lines(&e.limits));
             out.push_str(&format!(
                 "systemd-oomd {} user.slice.\n",
                 if e.policed { "polices" } else { "does not police" }

@@ -930,6 +930,10 @@ fn explain_names_the_rule_behind_each_value() {
 
     let root = stdout(&containctl(h.path(), &["explain", "root"]));
     assert!(root.contains("Not capped: root is never capped."), "{root}");
+    assert!(
+        root.contains("CPUWeight  200  from [system] (exempt accounts weigh as system.slice)"),
+        "{root}"
+    );
     let daemon = stdout(&containctl(h.path(), &["explain", "daemon"]));
     assert!(daemon.contains("system account"), "{daemon}");
     let admin = stdout(&containctl(h.path(), &["explain", "1000"]));
