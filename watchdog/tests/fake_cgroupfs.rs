@@ -8,6 +8,7 @@ use common::*;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::fs;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,8 +22,11 @@ const MAX: u64 = 800 * M;
 static POLICY: LazyLock<String> = LazyLock::new(|| watchdog_policy(HIGH, MAX));
 
 /// A fake user-4242.slice with the files the watchdog reads.
+#[derive(Clone)]
 struct Slice {
     dir: PathBuf,
+    /// Beside the fake cgroupfs, unwatched: where a file is written before it is renamed in.
+    scratch: PathBuf,
 }
 
 impl Slice {
@@ -31,7 +35,8 @@ impl Slice {
         fs::create_dir_all(dir.join("session-1.scope")).expect("mkdir");
         // An exempt system account's slice next to it: never touched.
         fs::create_dir_all(root.join("user.slice/user-999.slice")).expect("mkdir");
-        let s = Slice { dir };
+        let scratch = root.parent().expect("a base above the root").to_path_buf();
+        let s = Slice { dir, scratch };
         s.write("memory.high", &HIGH.to_string());
         s.write("memory.max", &MAX.to_string());
         s.write("memory.swap.max", "0");
@@ -41,8 +46,25 @@ impl Slice {
         s.write("session-1.scope/cgroup.procs", &(list.join("\n") + "\n"));
         s
     }
+    /// Writes a file whole, as the kernel's read: a reader never sees it truncated and empty
+    /// (which fs::write shows it for a moment, and a loaded machine catches). memory.events,
+    /// watched by inode, is overwritten in place (its text only grows); the others are renamed in.
     fn write(&self, file: &str, text: &str) {
-        fs::write(self.dir.join(file), text).expect("write");
+        let path = self.dir.join(file);
+        if file == "memory.events" {
+            let f = fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .expect("open");
+            f.write_all_at(text.as_bytes(), 0).expect("write");
+            f.set_len(text.len() as u64).expect("set_len");
+        } else {
+            let staged = self.scratch.join(format!(".{}", file.replace('/', "_")));
+            fs::write(&staged, text).expect("write");
+            fs::rename(&staged, &path).expect("rename");
+        }
     }
     fn set(&self, current: u64, high_events: u64, oom_kills: u64, stall_us: u64) {
         self.write("memory.current", &current.to_string());
@@ -98,9 +120,8 @@ fn kernel(slice: &Slice, victim: u32) -> Kernel {
     let oom = Arc::new(AtomicBool::new(false));
     let held = Arc::new(AtomicBool::new(false));
     let (l, s, o, h) = (load.clone(), stop.clone(), oom.clone(), held.clone());
-    let dir = slice.dir.clone();
+    let slice = slice.clone();
     let handle = std::thread::spawn(move || {
-        let slice = Slice { dir };
         let start = Instant::now();
         let (mut events, mut kills, mut stall) = (0u64, 0u64, 0u64);
         let mut maxes = vec![(Duration::ZERO, slice.max())];
