@@ -494,7 +494,7 @@ mod tests {
         let p = policy("[system]\ncpu_weight = 200\n");
         let root = user(0, "root", &["root"]);
         let root_session = "/user.slice/user-0.slice/session-2.scope";
-        // Lifted at boot, but at the kernel's weight (a slice the generator never wrote for).
+        // Caps lifted, weight still the kernel's 100 (a directory account's slice, unseen at boot).
         let Action::Repair { why, props, .. } = decide_for(&p, &root, Some(root_session), &lifted()) else {
             panic!("expected the weight set");
         };
