@@ -299,7 +299,7 @@ start_vm() {
     # 66-69 s of every boot and those modules (graphics, pstore, fuse, configfs) 10-37 s
     # each; contain touches none of them (docker runs unconfined without AppArmor).
     # shellcheck disable=SC2086 # VM_ACCEL holds several words on purpose
-    qemu-system-x86_64 $VM_ACCEL -machine q35 -m 2G -smp "${VM_SMP:-2}" \
+    qemu-system-x86_64 $VM_ACCEL -name "$VM_SUITE,debug-threads=on" -machine q35 -m 2G -smp "${VM_SMP:-2}" \
         -kernel "$img/vmlinuz" -initrd "$img/initrd.img" \
         -append "root=/dev/vda rw console=ttyS0 quiet systemd.show_status=0 panic=10 apparmor=0 $VM_BOOT_MASKS" \
         -drive "file=$VM_RUN_DIR/run.qcow2,if=virtio,id=disk0,format=qcow2,cache=unsafe${VM_DISK_THROTTLE_BPS:+,throttling.bps-total=$VM_DISK_THROTTLE_BPS}" \

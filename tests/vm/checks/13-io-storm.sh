@@ -52,19 +52,50 @@ got=$(vm_disk_throttle "$disk_bps") || errs+=("QEMU refused the disk throttle")
 # What the guest's CPU did meanwhile: vm-cpu.py's shares since its mark.
 copy_in "$VM_HERE/tools/vm-cpu.py" /usr/local/bin/vm-cpu.py
 ssh_root 'chmod 755 /usr/local/bin/vm-cpu.py'
-cpu_mark() { ssh_root_within 60 "vm-cpu.py mark /tmp/io-cpu $alice"; }
-cpu_since() { ssh_root_within 60 "vm-cpu.py since /tmp/io-cpu $alice" || echo "not read"; }
-idle_logins=() idle_probes=() idle_cpu=()
+# And on the host, what the guest cannot see: whether its emulated CPU got a host core.
+cpu_mark() {
+    ssh_root_within 60 "vm-cpu.py mark /tmp/io-cpu $alice"
+    python3 "$VM_HERE/tools/qemu-cpu.py" mark "$VM_RUN_DIR/qemu-cpu" "$VM_QEMU_PID"
+}
+cpu_since() {
+    echo "$(ssh_root_within 60 "vm-cpu.py since /tmp/io-cpu $alice" || echo "not read"); $(
+        python3 "$VM_HERE/tools/qemu-cpu.py" since "$VM_RUN_DIR/qemu-cpu" "$VM_QEMU_PID" || echo "host: not read")"
+}
+# spin_ms: "WALL CPU" ms of a fixed CPU loop in a unit in system.slice (vm-cpu.py spin).
+spin_ms() {
+    ssh_root_within 120 "systemd-run --wait --pipe --quiet -p Slice=system.slice /usr/local/bin/vm-cpu.py spin" || echo fail
+}
+idle_logins=() idle_probes=() idle_cpu=() idle_spins=()
 idle() {
     ssh_root 'sync; echo 3 >/proc/sys/vm/drop_caches'
     cpu_mark
     for _ in 1 2 3 4 5; do
         idle_logins+=("$(io_login_ms)")
         idle_probes+=("$(io_probe_ms)")
+        idle_spins+=("$(spin_ms)")
     done
     idle_cpu+=("$(cpu_since)")
 }
 idle
+# spin_figures: the fixed loop's medians, idle and in the capped storm: its CPU time's ratio is
+# how much slower the emulated CPU itself ran, its wall time's beyond that what the guest's own
+# contention added.
+spin_figures() {
+    python3 - "${idle_spins[*]}" "${spins[*]}" <<'PY'
+import statistics as st, sys
+def parse(text):
+    pairs = [p for p in zip(*[iter(text.split())] * 2) if all(v.isdigit() for v in p)]
+    return [int(w) for w, _ in pairs], [int(c) for _, c in pairs]
+(iw, ic), (sw, sc) = parse(sys.argv[1]), parse(sys.argv[2])
+if not (iw and sw):
+    print(f"fixed CPU loop: not timed (idle: {sys.argv[1]}; storm: {sys.argv[2]})")
+else:
+    m = st.median
+    print(f"fixed CPU loop in system.slice, median ms wall/CPU: idle {m(iw):.0f}/{m(ic):.0f}, "
+          f"capped storm {m(sw):.0f}/{m(sc):.0f} (CPU time {m(sc) / m(ic):.2f}x: the emulated CPU's "
+          f"speed; wall {m(sw) / m(iw):.2f}x; n={len(iw)}, {len(sw)}; idle {sys.argv[1]}; storm {sys.argv[2]})")
+PY
+}
 # x IDLE VALUE: VALUE as a multiple of IDLE ("?" where either is missing).
 x() { python3 -c "import sys; a, b = sys.argv[1:]; print(f'{int(b) / int(a):.2f}x' if a.isdigit() and b.isdigit() and int(a) else '?')" "$1" "$2"; }
 
@@ -89,10 +120,11 @@ storm() {
     cpu_mark
     # Every byte at a tenth of the volume's rate, at most.
     local end=$((SECONDS + 3 * mb * 1048576 * 10 / disk_bps + 60))
-    logins=() probes=()
+    logins=() probes=() spins=()
     while ((SECONDS < end)) && ! ssh_root_within 60 test -e /tmp/io-storm.end; do
         logins+=("$(io_login_ms)")
         probes+=("$(io_probe_ms)")
+        spins+=("$(spin_ms)")
         sleep 2
     done
     storm_cpu=$(cpu_since)
@@ -148,6 +180,7 @@ if [ "$il" != none ] && [ "$sl" != none ]; then
     figs+=("root's logins in ms, idle: ${idle_logins[*]}; capped storm: ${logins[*]}")
     figs+=("capped storm's D-state samples (passes, comm@wchan:n): $waits")
     figs+=("guest CPU, idle before: ${idle_cpu[0]}; capped storm: $storm_cpu; idle after: ${idle_cpu[1]:-}")
+    figs+=("$(spin_figures)")
 else
     errs+=("root's logins failed (idle: ${idle_logins[*]}; storm: ${logins[*]})")
 fi
