@@ -144,7 +144,7 @@ fn host() -> tempfile::TempDir {
     );
     cgroup(r, "/user.slice/user-0.slice", 5 * M, "max", "max", "max", "max");
     // root is exempt: no caps, and system.slice's weights.
-    put(r, "sys/fs/cgroup/user.slice/user-0.slice/cpu.weight", "200\n");
+    put(r, "sys/fs/cgroup/user.slice/user-0.slice/cpu.weight", "1000\n");
     put(
         r,
         "sys/fs/cgroup/user.slice/user-0.slice/io.weight",
@@ -931,7 +931,7 @@ fn explain_names_the_rule_behind_each_value() {
     let root = stdout(&containctl(h.path(), &["explain", "root"]));
     assert!(root.contains("Not capped: root is never capped."), "{root}");
     assert!(
-        root.contains("CPUWeight  200  from [system] (exempt accounts weigh as system.slice)"),
+        root.contains("CPUWeight  1000  from [system] (exempt accounts weigh as system.slice)"),
         "{root}"
     );
     let daemon = stdout(&containctl(h.path(), &["explain", "daemon"]));
@@ -1158,7 +1158,7 @@ fn apply_reloads_sets_running_slices_and_reloads_oomd() {
             "MemoryMax=infinity",
             "MemorySwapMax=infinity",
             "TasksMax=infinity",
-            "CPUWeight=200",
+            "CPUWeight=1000",
             "IOWeight=200",
             "IOReadBandwidthMax=",
             "IOWriteBandwidthMax="

@@ -45,12 +45,12 @@ judge_free "sudo -i" "$(ssh_as admin "sudo -n -i sh -c '$probe'" 2>&1 || true)" 
 judge_free "sudo su -" "$(ssh_as admin "sudo -n su - -c '$probe'" 2>&1 || true)" root
 judge_free "sudo -u ldapdave -i" "$(ssh_as admin "sudo -n -u ldapdave -i sh -c '$probe'" 2>&1 || true)" ldapdave
 # ldapdave is a directory account, unseen by the generator at boot: pam_contain gives its slice
-# system.slice's CPU weight at login (200 in the test policy).
+# system.slice's CPU weight at login (1000 in the test policy).
 weight=$(ssh_as admin "sudo -n -u ldapdave -i sh -c 'cat /sys/fs/cgroup\$(dirname \$(cut -d: -f3 /proc/self/cgroup))/cpu.weight'" 2>&1 || true)
-if [ "$weight" = 200 ]; then
+if [ "$weight" = 1000 ]; then
     figs+=("ldapdave's slice at CPUWeight $weight")
 else
-    errs+=("ldapdave's slice has cpu.weight '$(tr '\n' ' ' <<<"$weight" | cut -c1-160)', want system.slice's 200")
+    errs+=("ldapdave's slice has cpu.weight '$(tr '\n' ' ' <<<"$weight" | cut -c1-160)', want system.slice's 1000")
 fi
 
 # Left behind by root's shell: still outside once the admin's login has ended.

@@ -1,13 +1,11 @@
 #!/usr/bin/env python3
-"""vm-cpu.py mark FILE | vm-cpu.py since FILE UID | vm-cpu.py spin: `mark` saves the CPU time spent so far (the
+"""vm-cpu.py mark FILE | vm-cpu.py since FILE UID: `mark` saves the CPU time spent so far (the
 box's, from /proc/stat, and each top cgroup's usage_usec); `since` prints, for the time since the
 mark, the share of the CPU that was busy, the shares of system.slice, root's slice, UID's slice,
 the rest (naming each top cgroup at 1% or more), and of what no cgroup is charged for (kernel
 threads), the iowait share, and the share of the time some task of system.slice, of sshd and
 of root's slice waited for the CPU and for IO (PSI). Says whether a phase was bound by the
-guest's CPU, by whom, and what the logins waited for. `spin` runs a fixed CPU loop and prints
-its wall and CPU time in ms: its CPU time grows where the emulated CPU itself runs slower (its
-QEMU thread without a host core), its wall time beyond that where others held the guest's CPU."""
+guest's CPU, by whom, and what the logins waited for."""
 import json, os, sys, time
 
 CG = "/sys/fs/cgroup"
@@ -56,16 +54,7 @@ def snapshot(uid):
     }
 
 
-def spin():
-    wall, cpu = time.perf_counter(), time.process_time()
-    for _ in range(5_000_000):
-        pass
-    print(round((time.perf_counter() - wall) * 1000), round((time.process_time() - cpu) * 1000))
-
-
 def main():
-    if sys.argv[1] == "spin":
-        return spin()
     verb, path = sys.argv[1], sys.argv[2]
     uid = int(sys.argv[3]) if len(sys.argv) > 3 else None
     if verb == "mark":
