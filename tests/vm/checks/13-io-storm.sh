@@ -8,8 +8,8 @@
 # ssh login stays within 1.5x its idle median, the system.slice read within 2x, and alice's
 # writes finish at >= 30% of the volume's rate. The login's limit is the CPU alice's dd takes
 # while it fills the page cache: at root's and system.slice's CPUWeight 200 against her 100 it
-# came to 1.51x, at 1000 (asserted) it keeps 10/11 of the CPU. 16 idle logins and about as
-# many in the storm: under TCG one login's time swings by half between neighbours
+# came to 1.51x, at 1000 (asserted) it keeps 10/11 of the CPU. 16 idle logins and 11-15 in
+# the storm: under TCG one login's time swings by half between neighbours
 # (BENCHMARKS.md); the storm's pause leaves alice the CPU her writes need (logins back to
 # back took her down to 32%). As installed (IOWeight only), the same is measured and
 # reported only.

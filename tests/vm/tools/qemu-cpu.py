@@ -2,8 +2,9 @@
 """qemu-cpu.py mark FILE PID | qemu-cpu.py since FILE PID: on the host, `mark` saves the CPU
 time spent so far by QEMU process PID's threads (the vCPUs, named with -name debug-threads=on;
 the main loop, which also runs the user-mode network and the disk's throttling; the rest), by
-every other QEMU and by the host; `since` prints each as a share of one host core for the time since the mark, with
-the host's cores busy. What the guest cannot see: whether its emulated CPU got a host core."""
+every other QEMU and by the host; `since` prints each as a share of one host core for the time
+since the mark, with the host's cores busy and stolen. What the guest cannot see: whether its
+emulated CPU got a host core."""
 import json, os, sys, time
 
 TICK = os.sysconf("SC_CLK_TCK")
