@@ -65,10 +65,23 @@ VM_BOOT_MASKS="systemd.mask=modprobe@drm.service systemd.mask=modprobe@efi_pstor
 # busy host several minutes: the limit is generous on purpose.
 VM_BOOT_TIMEOUT=${VM_BOOT_TIMEOUT:-900}
 
-# wait_boot_done: ssh answers and systemd has finished starting up.
+# wait_boot_done: ssh answers and systemd has finished starting up, without a fault of the
+# kind that would make a later check pass or fail by chance (boot_faults): those are printed
+# and fail the boot.
 wait_boot_done() {
     wait_until "$VM_BOOT_TIMEOUT" ssh_ready || return 1
-    wait_until 180 ssh_root 'systemctl is-system-running --wait >/dev/null; s=$(systemctl is-system-running); [ "$s" = running ] || [ "$s" = degraded ]'
+    wait_until 180 ssh_root 'systemctl is-system-running --wait >/dev/null; s=$(systemctl is-system-running); [ "$s" = running ] || [ "$s" = degraded ]' || return 1
+    local faults
+    faults=$(boot_faults)
+    [ -z "$faults" ] || { echo "fault in this boot: $faults" >&2; return 1; }
+}
+
+# boot_faults: one line per fault of this boot. An ordering cycle makes systemd drop one of
+# its jobs, a different one from boot to boot; without the image's swapfile, a check that
+# counts pages swapped out proves nothing and oomd's check sees no swap pressure.
+boot_faults() {
+    ssh_root 'journalctl -b -o cat --no-pager | grep -m3 "to break ordering cycle";
+        swapon --show=NAME --noheadings | grep -qx /swapfile || echo "no /swapfile in use as swap"' || true
 }
 
 # reboot_and_wait: reboot the guest, wait until a NEW boot answers ssh.

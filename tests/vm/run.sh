@@ -75,7 +75,7 @@ run_suite() {
     echo "=== $suite ==="
     # Booting and installing: a vm-alone check of another suite waits until this is done.
     touch "$VM_RESULTS.setup.$suite"
-    local rc=0 installed=0
+    local rc=0 installed=0 faults
     # On VM_ANSIBLE_SUITES (bookworm unless set) contain is installed the way a fleet gets it:
     # through the Ansible role in examples/ansible/, from this host.
     local how=apt-get install=install_deb log=install.log
@@ -94,14 +94,16 @@ run_suite() {
         fail "image" "image.sh failed"
         return
     elif ((rc)); then
-        fail "boot" "no ssh within ${VM_BOOT_TIMEOUT}s ($VM_ACCEL)"
+        faults=$(boot_faults | paste -sd';')
+        fail "boot" "${faults:-no ssh or no finished start-up within ${VM_BOOT_TIMEOUT}s ($VM_ACCEL)}"
         dump_guest
         stop_vm
         return
     elif ((installed)); then
         pass "install" "$how + reboot $((SECONDS - t1)) s"
     else
-        fail "install" "see below"
+        faults=$(boot_faults | paste -sd';')
+        fail "install" "${faults:-see below}"
         tail -n 30 "$VM_RUN_DIR/$log"
         dump_guest
         stop_vm

@@ -33,6 +33,8 @@ ssh_as bob 'nohup sleep 900 >/dev/null 2>&1 &'
 t0=$(guest_now)
 ssh_as alice 'timeout 170 stress-ng --vm 1 --vm-bytes 500M --vm-keep --timeout 160s --quiet' >/dev/null 2>&1 &
 bloat=$!
+running() { ssh_root 'pgrep -u alice -x stress-ng >/dev/null'; }
+wait_until 30 running || errs+=("alice's stress-ng never ran (SIGILL on this emulated CPU?)")
 
 killed() { ssh_root "journalctl -u systemd-oomd --since @${t0%.*} --no-pager -o cat | grep -q '^Killed /user.slice/user-$uid.slice'"; }
 if wait_until 170 killed; then
@@ -41,8 +43,7 @@ if wait_until 170 killed; then
     figs+=("killed after $(python3 -c "print(f'{$tk - $t0:.1f}')") s")
     figs+=("$(sed -n 's/.*\(Killed [^ ]*\).*/\1/p' <<<"$line")")
 else
-    errs+=("oomd killed nothing of alice's within 170 s ($(ssh_root 'oomctl | grep -A3 "Path: /user.slice$" | tr -s "\t\n" "  "' || true))")
-    ssh_root 'pgrep -u alice stress-ng >/dev/null' || errs+=("(stress-ng was not running: check for SIGILL)")
+    errs+=("oomd killed nothing of alice's within 170 s ($(ssh_root 'oomctl | grep -A3 "Path: /user.slice$" | tr -s "\t\n" "  "' || true); swap: $(ssh_root 'swapon --show=NAME,USED --noheadings | tr -s " \n" " "' || true))")
 fi
 ssh_root "pgrep -u bob -x sleep >/dev/null && test -d /sys/fs/cgroup/user.slice/user-$buid.slice" ||
     errs+=("bob's session was hit too")
