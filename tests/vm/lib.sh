@@ -78,7 +78,7 @@ wait_boot_done() {
 
 # boot_faults: one line per fault of this boot. An ordering cycle makes systemd drop one of
 # its jobs, a different one from boot to boot; without the image's swapfile, a check that
-# counts pages swapped out proves nothing and oomd's check sees no swap pressure.
+# counts pages swapped out proves nothing, and 06's runaway has nowhere to thrash.
 boot_faults() {
     ssh_root 'journalctl -b -o cat --no-pager | grep -m3 "to break ordering cycle";
         swapon --show=NAME --noheadings | grep -qx /swapfile || echo "no /swapfile in use as swap"' || true
